@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+// Coffer — encrypted, deduplicating backup store with a FUSE front end.
+//
+// Module graph (dependencies point one way):
+//   Tools → FS → Store → {Tape, Crypto};  Tape → Crypto
+// Each C library is a system-library target living inside the folder of the
+// one Swift module allowed to import it.
+import PackageDescription
+
+let package = Package(
+    name: "Coffer",
+    products: [
+        .executable(name: "coffer", targets: ["Tools"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries (pkg-config; installed by .ci/run / README set-up command).
+        .systemLibrary(name: "COpenSSL", path: "Sources/Crypto/COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Sources/Store/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/Store/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+
+        .target(name: "Crypto", dependencies: ["COpenSSL"], path: "Sources/Crypto",
+                exclude: ["COpenSSL"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .target(name: "Tape", dependencies: ["Crypto"], path: "Sources/Tape",
+                swiftSettings: [.swiftLanguageMode(.v5)]),
+        .target(name: "Store", dependencies: ["Crypto", "Tape", "CSQLite", "CZstd"], path: "Sources/Store",
+                exclude: ["CSQLite", "CZstd"],
+                swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "FS", dependencies: ["Store"], path: "Sources/FS",
+                swiftSettings: [.swiftLanguageMode(.v5)]),
+        .executableTarget(name: "Tools", dependencies: [
+                "FS", "Store", "Crypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ], path: "Sources/Tools", swiftSettings: [.swiftLanguageMode(.v5)]),
+
+        .testTarget(name: "CryptoTests", dependencies: ["Crypto"], path: "Tests/CryptoTests",
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Crypto"], path: "Tests/StoreTests",
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "ToolsTests", dependencies: ["Store"], path: "Tests/ToolsTests",
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
+    ]
+)

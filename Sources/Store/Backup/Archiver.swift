@@ -1,0 +1,327 @@
+import Glibc
+
+/// Runs one backup: walks the selected paths, stores new content, writes index and snapshot.
+///
+/// Ordering guarantees crash safety: packs are published (fsync + link) before the index
+/// file naming them, and the index before the snapshot. A crash leaves at most unreferenced
+/// packs and staged temporary files, never a snapshot pointing at missing data.
+public final class Archiver {
+    let repo: Repository
+    let options: BackupOptions
+    let progress: BackupProgress
+    let sealer: Sealer
+    let packer: Packer
+    let uploader: BlobUploader
+    let chunker: Chunker
+    let bufferSize: Int
+    let buffer: UnsafeMutableRawBufferPointer
+
+    var pending = Set<BlobID>()
+    var pendingBytes = 0
+    var pendingFileCache: [(dir: [UInt8], name: [UInt8], entry: FileCacheEntry)] = []
+    var hardlinks: [HardlinkKey: (content: [Node.Extent], category: FileCategory)] = [:]
+    enum FileCategory { case new, changed, unchanged }
+    var summary = BackupSummary()
+    var rootDevice: UInt64 = 0
+
+    struct HardlinkKey: Hashable { let device: UInt64; let inode: UInt64 }
+
+    static let indexFlushBlobs = 100_000
+    static let indexFlushBytes = 4 << 30
+
+    public init(repository: Repository, options: BackupOptions, progress: BackupProgress = BackupProgress()) throws {
+        repo = repository
+        self.options = options
+        self.progress = progress
+        sealer = try Sealer(keys: repository.keys)
+        packer = Packer(backend: repository.backend, sealer: sealer, targetSize: repository.config.packSize)
+        uploader = BlobUploader(packer: packer, sealer: sealer, workers: options.workers)
+        chunker = Chunker(parameters: repository.config.chunkerParameters, gear: repository.keys.gear)
+        bufferSize = 2 * repository.config.chunkerMaxSize
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
+    }
+
+    deinit {
+        buffer.deallocate()
+    }
+
+    /// Runs the backup. Source-side problems (unreadable or vanished files) are recorded
+    /// and make the snapshot partial; repository-side problems abort without a snapshot.
+    public func run() throws -> BackupResult {
+        let start = Timestamp.now()
+        let clock = Monotonic.now()
+        defer { uploader.shutdown() }
+        do {
+            let trie = PathTrie(paths: options.paths.map { $0.normalizedAbsolute() })
+            let root: BlobID
+            if trie.selected {
+                let st = try Posix.lstat(RawPath("/"))
+                rootDevice = st.device
+                root = try saveDirectoryContents(RawPath("/"))
+            } else {
+                root = try saveTrie(RawPath("/"), trie)
+            }
+            try flush(final: true)
+            summary.durationSeconds = Monotonic.now() - clock
+            var snap = Snapshot(time: start.rfc3339, host: options.host, username: SystemInfo.username, tags: options.tags,
+                                paths: options.paths.map { $0.normalizedAbsolute().description }, tree: root.hex,
+                                partial: !summary.errors.isEmpty, errorCount: summary.errors.count,
+                                program: options.program, summary: nil)
+            if summary.errors.count > 1000 { summary.errors = Array(summary.errors.prefix(1000)) }
+            snap.summary = summary
+            let id = try repo.saveSnapshot(snap, sealer: sealer)
+            summary.bytesAdded += Int64((try? snap.encoded().count) ?? 0) + Int64(Envelope.overhead)
+            snap.summary = summary
+            return BackupResult(snapshotID: id, snapshot: snap)
+        } catch {
+            uploader.shutdown()
+            packer.abandon()
+            throw error
+        }
+    }
+
+    // MARK: - Walking
+
+    private func note(_ error: PosixError) {
+        summary.errors.append(error.description)
+        progress.update { $0.errors += 1 }
+    }
+
+    private func isExcluded(_ path: RawPath, name: [UInt8]) -> Bool {
+        Scanner.excluded(path, name, options.excludes)
+    }
+
+    /// An intermediate directory of the selected paths: real metadata, only selected children.
+    private func saveTrie(_ path: RawPath, _ trie: PathTrie) throws -> BlobID {
+        var nodes: [Node] = []
+        for (name, child) in trie.children.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            let p = path.appending(name)
+            let st: FileStatus
+            do { st = try Posix.lstat(p) } catch let e as PosixError { note(e); continue }
+            if child.selected {
+                rootDevice = st.device
+                if let n = try saveEntry(p, name: name, status: st, cache: [:]) { nodes.append(n) }
+            } else {
+                guard st.kind == .directory else {
+                    note(PosixError(errno: ENOTDIR, operation: "lstat", path: p))
+                    continue
+                }
+                var n = Node(name: name, status: st)
+                n.xattrs = xattrs(p)
+                n.subtree = try saveTrie(p, child)
+                nodes.append(n)
+            }
+        }
+        return try saveTree(Tree(nodes: nodes))
+    }
+
+    private func saveDirectoryContents(_ path: RawPath) throws -> BlobID {
+        let names: [[UInt8]]
+        do { names = try Posix.readDirectory(path) } catch let e as PosixError {
+            note(e)
+            return try saveTree(Tree(nodes: []))
+        }
+        let cache = try repo.catalog.fileCache(directory: path.bytes)
+        var nodes: [Node] = []
+        nodes.reserveCapacity(names.count)
+        for name in names {
+            let p = path.appending(name)
+            if isExcluded(p, name: name) { continue }
+            let st: FileStatus
+            do { st = try Posix.lstat(p) } catch let e as PosixError { note(e); continue }
+            if let n = try saveEntry(p, name: name, status: st, cache: cache) { nodes.append(n) }
+        }
+        return try saveTree(Tree(nodes: nodes))
+    }
+
+    private func xattrs(_ path: RawPath) -> [Node.Xattr] {
+        do {
+            return try Posix.extendedAttributes(path).map { Node.Xattr(name: $0.name, value: $0.value) }
+        } catch let e as PosixError {
+            note(e)
+            return []
+        } catch { return [] }
+    }
+
+    /// Builds the node for one entry; nil when the entry could not be read (recorded as an error).
+    private func saveEntry(_ path: RawPath, name: [UInt8], status st: FileStatus,
+                           cache: [[UInt8]: FileCacheEntry]) throws -> Node? {
+        var node = Node(name: name, status: st)
+        node.xattrs = xattrs(path)
+        switch st.kind {
+        case .file:
+            do { try saveFile(path, node: &node, status: st, cache: cache) } catch let e as PosixError {
+                note(e)
+                return nil
+            }
+            progress.update { $0.files += 1; $0.currentPath = path.description }
+        case .directory:
+            summary.dirs += 1
+            progress.update { $0.dirs += 1 }
+            if options.oneFileSystem && st.device != rootDevice {
+                node.subtree = try saveTree(Tree(nodes: []))
+            } else {
+                node.subtree = try saveDirectoryContents(path)
+            }
+        case .symlink:
+            do { node.linkTarget = try Posix.readLink(path) } catch let e as PosixError { note(e); return nil }
+            summary.others += 1
+        default:
+            summary.others += 1
+        }
+        return node
+    }
+
+    private func saveFile(_ path: RawPath, node: inout Node, status st: FileStatus,
+                          cache: [[UInt8]: FileCacheEntry]) throws {
+        summary.bytesTotal += st.size
+        let key = HardlinkKey(device: st.device, inode: st.inode)
+        if st.nlink > 1, let h = hardlinks[key] {
+            // Another name of an inode already stored in this run: same content, same category.
+            node.content = h.content
+            count(h.category)
+            progress.update { $0.bytesDone += st.size }
+            return
+        }
+        let cached = cache[node.name]
+        if let c = cached, c.size == st.size, c.mtimeNanos == st.mtime.nanos, c.ctimeNanos == st.ctime.nanos, c.inode == st.inode {
+            node.content = c.content
+            count(.unchanged)
+            if st.nlink > 1 { hardlinks[key] = (c.content, .unchanged) }
+            progress.update { $0.bytesDone += st.size }
+            return
+        }
+        let fh = try FileHandle.openForReading(path)
+        defer { fh.close() }
+        let before = try fh.status()
+        let content = try storeContent(fh, size: before.size, sparse: before.blocks * 512 < before.size)
+        let after = try fh.status()
+        node.content = content
+        node.size = content.reduce(0) { $0 + $1.length }
+        let category: FileCategory = cached == nil ? .new : .changed
+        count(category)
+        if st.nlink > 1 { hardlinks[key] = (content, category) }
+        let stable = after.mtime == st.mtime && after.ctime == st.ctime && after.size == node.size
+        if stable {
+            pendingFileCache.append((path.parent.bytes, node.name,
+                                     FileCacheEntry(size: st.size, mtimeNanos: st.mtime.nanos, ctimeNanos: st.ctime.nanos,
+                                                    inode: st.inode, content: content)))
+        }
+    }
+
+    private func count(_ c: FileCategory) {
+        switch c {
+        case .new: summary.filesNew += 1
+        case .changed: summary.filesChanged += 1
+        case .unchanged: summary.filesUnchanged += 1
+        }
+    }
+
+    /// Reads a file's data extents, chunks them and stores new chunks.
+    private func storeContent(_ fh: FileHandle, size: Int64, sparse: Bool) throws -> [Node.Extent] {
+        var extents: [Node.Extent] = []
+        let regions = sparse ? try fh.dataExtents(size: size) : (size > 0 ? [(offset: Int64(0), length: size)] : [])
+        var pos: Int64 = 0
+        for r in regions {
+            if r.offset > pos { extents.append(.hole(length: r.offset - pos)) }
+            let got = try chunkRegion(fh, offset: r.offset, length: r.length, into: &extents)
+            pos = r.offset + got
+            if got < r.length { return extents }   // the file shrank while we read it
+        }
+        if sparse && pos < size { extents.append(.hole(length: size - pos)) }
+        return extents
+    }
+
+    private func chunkRegion(_ fh: FileHandle, offset: Int64, length: Int64, into extents: inout [Node.Extent]) throws -> Int64 {
+        var start = 0, end = 0
+        var pos = offset
+        let limit = offset + length
+        var eof = false
+        var consumed: Int64 = 0
+        while true {
+            if !eof {
+                if start > 0 {
+                    if end > start { memmove(buffer.baseAddress!, buffer.baseAddress! + start, end - start) }
+                    end -= start
+                    start = 0
+                }
+                while end < bufferSize && pos < limit {
+                    let want = Int(min(Int64(bufferSize - end), limit - pos))
+                    let n = try fh.pread(into: UnsafeMutableRawBufferPointer(rebasing: buffer[end..<(end + want)]), offset: pos)
+                    if n == 0 { eof = true; break }
+                    end += n
+                    pos += Int64(n)
+                    summary.bytesRead += Int64(n)
+                }
+                if pos >= limit { eof = true }
+            }
+            while start < end {
+                let data = UnsafeRawBufferPointer(rebasing: buffer[start..<end])
+                guard let cut = chunker.nextCut(data, isFinal: eof) else { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[start..<(start + cut)])
+                let id = repo.keys.blobID(chunk)
+                if try !isKnown(id) {
+                    try store(.data, id, Array(chunk))
+                }
+                extents.append(.chunk(id, length: Int64(cut)))
+                start += cut
+                consumed += Int64(cut)
+                progress.update { $0.bytesDone += Int64(cut); $0.bytesRead += Int64(cut) }
+            }
+            if eof && start >= end { return consumed }
+        }
+    }
+
+    // MARK: - Storing blobs
+
+    private func isKnown(_ id: BlobID) throws -> Bool {
+        if pending.contains(id) { return true }
+        return try repo.catalog.contains(id)
+    }
+
+    private func store(_ type: BlobType, _ id: BlobID, _ plaintext: [UInt8]) throws {
+        pending.insert(id)
+        pendingBytes += plaintext.count
+        summary.blobsAdded += 1
+        try uploader.submit(type: type, id: id, plaintext: plaintext)
+        if pending.count >= Archiver.indexFlushBlobs || pendingBytes >= Archiver.indexFlushBytes {
+            try flush(final: false)
+        }
+    }
+
+    private func saveTree(_ tree: Tree) throws -> BlobID {
+        let bytes = tree.encoded()
+        let id = repo.keys.blobID(bytes)
+        if try !isKnown(id) { try store(.tree, id, bytes) }
+        return id
+    }
+
+    /// Seals packs, writes an index file for them and commits file-cache rows.
+    private func flush(final: Bool) throws {
+        var done = try uploader.drain()
+        if let last = try packer.flush() { done.append(last) }
+        for p in done { summary.bytesAdded += Int64(p.size) }
+        if !done.isEmpty {
+            let file = IndexFile(packs: done.map { IndexFile.Pack(id: $0.id, entries: $0.entries) })
+            summary.bytesAdded += Int64(try repo.saveIndex(file, sealer: sealer, fileCache: pendingFileCache))
+        } else if !pendingFileCache.isEmpty {
+            try repo.catalog.addIndex(name: nil, file: IndexFile(packs: []), fileCache: pendingFileCache)
+        }
+        pendingFileCache.removeAll()
+        pending.removeAll()
+        pendingBytes = 0
+    }
+}
+
+extension Timespec {
+    var nanos: Int64 { seconds &* 1_000_000_000 &+ Int64(nanoseconds) }
+}
+
+/// Seconds on a monotonic clock.
+public enum Monotonic {
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

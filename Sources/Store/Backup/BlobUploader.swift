@@ -1,0 +1,127 @@
+import Glibc
+
+/// Compresses, encrypts and packs blobs on worker threads.
+///
+/// The archiver thread reads, chunks, names (HMAC) and deduplicates; it hands new
+/// blobs here. In-flight plaintext is bounded (`maxInFlight` bytes) so memory does
+/// not grow with the input. The first worker error is kept and re-thrown to the
+/// submitter, which aborts the backup.
+final class BlobUploader: @unchecked Sendable {
+    private struct Job {
+        let type: BlobType
+        let id: BlobID
+        let plaintext: [UInt8]
+    }
+
+    private let packer: Packer
+    private let sealer: Sealer
+    private let cond = Condition()
+    private var queue: [Job] = []
+    private var head = 0
+    private var inFlightBytes = 0
+    private var inFlightJobs = 0
+    private var stopping = false
+    private var firstError: Error?
+    private var finished: [Packer.Finished] = []
+    private var threads: [pthread_t] = []
+    private let maxInFlight: Int
+    private let level: Int32
+
+    init(packer: Packer, sealer: Sealer, workers: Int, maxInFlight: Int = 96 << 20, compressionLevel: Int32 = 3) {
+        self.packer = packer
+        self.sealer = sealer
+        self.maxInFlight = maxInFlight
+        self.level = compressionLevel
+        for _ in 0..<max(1, workers) {
+            threads.append(Thread.start { [unowned self] in self.work() })
+        }
+    }
+
+    /// Queues a blob; blocks while too much is in flight. Throws a worker's error.
+    func submit(type: BlobType, id: BlobID, plaintext: [UInt8]) throws {
+        try cond.withLock {
+            while inFlightBytes > 0 && inFlightBytes + plaintext.count > maxInFlight && firstError == nil {
+                cond.wait()
+            }
+            if let e = firstError { throw e }
+            queue.append(Job(type: type, id: id, plaintext: plaintext))
+            inFlightBytes += plaintext.count
+            inFlightJobs += 1
+            cond.broadcast()
+        }
+    }
+
+    /// Waits until every queued blob is in a pack; returns packs finished since the last call.
+    func drain() throws -> [Packer.Finished] {
+        try cond.withLock {
+            while inFlightJobs > 0 && firstError == nil { cond.wait() }
+            if let e = firstError { throw e }
+            defer { finished.removeAll() }
+            return finished
+        }
+    }
+
+    /// Stops the workers (after draining whatever is queued, or at once after an error).
+    func shutdown() {
+        cond.withLock {
+            stopping = true
+            cond.broadcast()
+        }
+        for t in threads { pthread_join(t, nil) }
+        threads.removeAll()
+    }
+
+    private func work() {
+        let compressor = ZstdCompressor(level: level)
+        while true {
+            let job: Job? = cond.withLock {
+                while head >= queue.count && !stopping { cond.wait() }
+                guard head < queue.count, firstError == nil else { return nil }
+                let j = queue[head]
+                head += 1
+                if head > 1024 && head * 2 > queue.count {
+                    queue.removeFirst(head)
+                    head = 0
+                }
+                return j
+            }
+            guard let job else { return }
+            do {
+                let env = try job.plaintext.withUnsafeBytes {
+                    try BlobCodec.encode($0, type: job.type, id: job.id, compressor: compressor, sealer: sealer)
+                }
+                let done = try packer.add(type: job.type, id: job.id, rawLength: job.plaintext.count, envelope: env)
+                cond.withLock {
+                    if let done { finished.append(done) }
+                    inFlightBytes -= job.plaintext.count
+                    inFlightJobs -= 1
+                    cond.broadcast()
+                }
+            } catch {
+                cond.withLock {
+                    if firstError == nil { firstError = error }
+                    inFlightBytes -= job.plaintext.count
+                    inFlightJobs -= 1
+                    cond.broadcast()
+                }
+            }
+        }
+    }
+}
+
+/// Minimal pthread launcher for our own worker threads (kept off Swift's cooperative pool).
+enum Thread {
+    private final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+
+    static func start(_ body: @escaping () -> Void) -> pthread_t {
+        var t = pthread_t()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = pthread_create(&t, nil, { arg in
+            let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            b.body()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        return t
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+
+/// Where a blob lives.
+public struct BlobLocation: Sendable, Equatable {
+    public let type: BlobType
+    public let pack: String
+    public let offset: Int
+    public let length: Int
+    public let rawLength: Int
+}
+
+/// A cached "this file was already stored" record, keyed by (directory, name).
+public struct FileCacheEntry: Sendable, Equatable {
+    public var size: Int64
+    public var mtimeNanos: Int64
+    public var ctimeNanos: Int64
+    public var inode: UInt64
+    public var content: [Node.Extent]
+}
+
+/// The local SQLite catalog: a cache of the repository's index files, snapshot list and
+/// per-file metadata. The repository stays the only source of truth: the catalog records which
+/// index files and snapshots it has ingested, picks up new ones on `sync`, and rebuilds itself
+/// from scratch when one it knows has disappeared or when it belongs to another repository.
+///
+/// All methods are thread-safe (one connection, serialized by a lock).
+public final class Catalog: @unchecked Sendable {
+    static let schemaVersion = "1"
+    public let path: String
+    let db: SQLiteDatabase
+    let lock = Mutex()
+    private var stmts: [String: SQLiteStatement] = [:]
+
+    public init(path: String, repositoryID: String) throws {
+        self.path = path
+        db = try SQLiteDatabase(path: path)
+        try db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        let schema = try metaValue("schema")
+        let repo = try metaValue("repository")
+        if schema != Catalog.schemaVersion || (repo != nil && repo != repositoryID) {
+            try db.execute("""
+                DROP TABLE IF EXISTS index_files; DROP TABLE IF EXISTS packs; DROP TABLE IF EXISTS blobs;
+                DROP TABLE IF EXISTS snapshots; DROP TABLE IF EXISTS filecache; DELETE FROM meta;
+                """)
+        }
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS index_files(name TEXT PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS packs(id INTEGER PRIMARY KEY, hash TEXT UNIQUE NOT NULL);
+            CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, type INTEGER NOT NULL, pack INTEGER NOT NULL,
+                offset INTEGER NOT NULL, length INTEGER NOT NULL, rawlen INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, json BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS filecache(dir BLOB NOT NULL, name BLOB NOT NULL, size INTEGER, mtime INTEGER,
+                ctime INTEGER, inode INTEGER, content BLOB, PRIMARY KEY(dir, name)) WITHOUT ROWID;
+            INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '\(Catalog.schemaVersion)');
+            INSERT OR REPLACE INTO meta(key, value) VALUES('repository', '\(repositoryID)');
+            """)
+    }
+
+    private func metaValue(_ key: String) throws -> String? {
+        let s = try db.prepare("SELECT value FROM meta WHERE key = ?")
+        try s.bind([.text(key)])
+        return try s.step() ? s.text(0) : nil
+    }
+
+    func statement(_ sql: String) throws -> SQLiteStatement {
+        if let s = stmts[sql] { return s }
+        let s = try db.prepare(sql)
+        stmts[sql] = s
+        return s
+    }
+
+    // MARK: - Sync with the repository
+
+    /// Brings the catalog up to date with the repository's index files and snapshots.
+    /// Returns true when it had to rebuild from scratch.
+    @discardableResult
+    public func sync(backend: ReadableBackend, opener: Opener) throws -> Bool {
+        let names = Set(try backend.list(.index).map(\.name.id))
+        let known = try lock.withLock { () -> Set<String> in
+            var k = Set<String>()
+            try statement("SELECT name FROM index_files").forEachRow([]) { k.insert($0.text(0)) }
+            return k
+        }
+        var rebuilt = false
+        if !known.isSubset(of: names) {
+            // An index file we ingested is gone (prune, or another repository at this path): start over.
+            try clear()
+            rebuilt = true
+        }
+        let have = rebuilt ? [] : known
+        for name in names.sorted() where !have.contains(name) {
+            let obj = try ObjectName(.index, name)
+            let plain = try opener.open(try backend.get(obj), context: EnvelopeContext.index, what: "\(backend.location)/\(obj)")
+            try addIndex(name: name, file: try IndexFile.decode(plain, what: "\(obj)"), fileCache: [])
+        }
+        try syncSnapshots(backend: backend, opener: opener)
+        return rebuilt
+    }
+
+    func syncSnapshots(backend: ReadableBackend, opener: Opener) throws {
+        let names = Set(try backend.list(.snapshots).map(\.name.id))
+        let known = try lock.withLock { () -> Set<String> in
+            var k = Set<String>()
+            try statement("SELECT id FROM snapshots").forEachRow([]) { k.insert($0.text(0)) }
+            return k
+        }
+        for gone in known.subtracting(names) {
+            try lock.withLock { try statement("DELETE FROM snapshots WHERE id = ?").forEachRow([.text(gone)]) { _ in } }
+        }
+        for name in names.subtracting(known).sorted() {
+            let obj = try ObjectName(.snapshots, name)
+            let plain = try opener.open(try backend.get(obj), context: EnvelopeContext.snapshot, what: "\(backend.location)/\(obj)")
+            _ = try Snapshot.decode(plain, what: "\(obj)")
+            try addSnapshot(id: name, json: plain)
+        }
+    }
+
+    /// Forgets everything learned from the repository (and the file cache, whose chunks may be gone).
+    public func clear() throws {
+        try lock.withLock {
+            try db.transaction {
+                try db.execute("DELETE FROM index_files; DELETE FROM blobs; DELETE FROM packs; DELETE FROM snapshots; DELETE FROM filecache;")
+            }
+        }
+    }
+
+    // MARK: - Blobs
+
+    /// Records an index file's content (and file-cache rows whose chunks it covers) in one transaction.
+    public func addIndex(name: String?, file: IndexFile, fileCache: [(dir: [UInt8], name: [UInt8], entry: FileCacheEntry)]) throws {
+        try lock.withLock {
+            try db.transaction {
+                let packIns = try statement("INSERT OR IGNORE INTO packs(hash) VALUES(?)")
+                let packSel = try statement("SELECT id FROM packs WHERE hash = ?")
+                let blobIns = try statement("INSERT OR IGNORE INTO blobs(id, type, pack, offset, length, rawlen) VALUES(?,?,?,?,?,?)")
+                for p in file.packs {
+                    try packIns.forEachRow([.text(p.id)]) { _ in }
+                    var pid: Int64 = 0
+                    try packSel.forEachRow([.text(p.id)]) { pid = $0.int64(0) }
+                    for e in p.entries {
+                        try blobIns.forEachRow([.blob(e.id.bytes), .integer(Int64(e.type.rawValue)), .integer(pid),
+                                                .integer(Int64(e.offset)), .integer(Int64(e.length)), .integer(Int64(e.rawLength))]) { _ in }
+                    }
+                }
+                if let name {
+                    try statement("INSERT OR IGNORE INTO index_files(name) VALUES(?)").forEachRow([.text(name)]) { _ in }
+                }
+                let fc = try statement("INSERT OR REPLACE INTO filecache(dir, name, size, mtime, ctime, inode, content) VALUES(?,?,?,?,?,?,?)")
+                for row in fileCache {
+                    try fc.forEachRow([.blob(row.dir), .blob(row.name), .integer(row.entry.size), .integer(row.entry.mtimeNanos),
+                                       .integer(row.entry.ctimeNanos), .integer(Int64(bitPattern: row.entry.inode)),
+                                       .blob(Catalog.encodeExtents(row.entry.content))]) { _ in }
+                }
+            }
+        }
+    }
+
+    public func lookup(_ id: BlobID) throws -> BlobLocation? {
+        try lock.withLock {
+            var loc: BlobLocation?
+            try statement("SELECT b.type, p.hash, b.offset, b.length, b.rawlen FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.id = ?")
+                .forEachRow([.blob(id.bytes)]) { s in
+                    guard let t = BlobType(rawValue: UInt8(truncatingIfNeeded: s.int64(0))) else { return }
+                    loc = BlobLocation(type: t, pack: s.text(1), offset: Int(s.int64(2)), length: Int(s.int64(3)), rawLength: Int(s.int64(4)))
+                }
+            return loc
+        }
+    }
+
+    public func contains(_ id: BlobID) throws -> Bool {
+        try lock.withLock {
+            var found = false
+            try statement("SELECT 1 FROM blobs WHERE id = ?").forEachRow([.blob(id.bytes)]) { _ in found = true }
+            return found
+        }
+    }
+
+    /// Every pack the index knows, with the number of blobs and the end of its last blob.
+    public func packs() throws -> [(id: String, blobs: Int, end: Int)] {
+        try lock.withLock {
+            var out: [(String, Int, Int)] = []
+            try statement("SELECT p.hash, COUNT(*), MAX(b.offset + b.length) FROM blobs b JOIN packs p ON p.id = b.pack GROUP BY p.hash ORDER BY p.hash")
+                .forEachRow([]) { out.append(($0.text(0), Int($0.int64(1)), Int($0.int64(2)))) }
+            return out
+        }
+    }
+
+    public var blobCount: Int {
+        (try? lock.withLock { () -> Int in
+            var n = 0
+            try statement("SELECT COUNT(*) FROM blobs").forEachRow([]) { n = Int($0.int64(0)) }
+            return n
+        }) ?? 0
+    }
+
+    // MARK: - Snapshots
+
+    public func addSnapshot(id: String, json: [UInt8]) throws {
+        try lock.withLock {
+            try statement("INSERT OR REPLACE INTO snapshots(id, json) VALUES(?, ?)").forEachRow([.text(id), .blob(json)]) { _ in }
+        }
+    }
+
+    /// All snapshots, oldest first.
+    public func snapshots() throws -> [SnapshotRecord] {
+        try lock.withLock {
+            var out: [SnapshotRecord] = []
+            try statement("SELECT id, json FROM snapshots").forEachRow([]) { s in
+                let id = s.text(0)
+                out.append(SnapshotRecord(id: id, snapshot: try Snapshot.decode(s.blob(1), what: "catalog snapshot \(id)")))
+            }
+            return out.sorted { ($0.snapshot.timestamp, $0.id) < ($1.snapshot.timestamp, $1.id) }
+        }
+    }
+
+    // MARK: - File cache
+
+    public func fileCache(directory: [UInt8]) throws -> [[UInt8]: FileCacheEntry] {
+        try lock.withLock {
+            var out: [[UInt8]: FileCacheEntry] = [:]
+            try statement("SELECT name, size, mtime, ctime, inode, content FROM filecache WHERE dir = ?")
+                .forEachRow([.blob(directory)]) { s in
+                    guard let c = try? Catalog.decodeExtents(s.blob(5)) else { return }
+                    out[s.blob(0)] = FileCacheEntry(size: s.int64(1), mtimeNanos: s.int64(2), ctimeNanos: s.int64(3),
+                                                    inode: UInt64(bitPattern: s.int64(4)), content: c)
+                }
+            return out
+        }
+    }
+
+    static func encodeExtents(_ extents: [Node.Extent]) -> [UInt8] {
+        var n = Node(name: [0x78], kind: .file)
+        n.content = extents
+        return Tree.encode(n)
+    }
+    static func decodeExtents(_ bytes: [UInt8]) throws -> [Node.Extent] {
+        try Tree.decodeNode(bytes, what: "file cache").content
+    }
+}

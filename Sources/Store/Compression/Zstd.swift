@@ -1,0 +1,147 @@
+internal import CZstd
+
+/// A zstd failure: corrupt input, a size mismatch, or an error reported by libzstd.
+public struct ZstdError: Error, CustomStringConvertible {
+    /// Human-readable reason, including libzstd's error name where there is one.
+    public let message: String
+
+    /// Creates an error with the given message.
+    public init(message: String) {
+        self.message = message
+    }
+
+    public var description: String { "zstd: \(message)" }
+}
+
+/// Reusable compression context (ZSTD_CCtx); not thread-safe — one per thread.
+public final class ZstdCompressor {
+    private let context: OpaquePointer
+    /// Output buffer reused across calls; grows to the largest bound seen.
+    private var scratch: [UInt8] = []
+    /// The compression level passed to `init(level:)`, as clamped by libzstd.
+    public let level: Int32
+
+    /// Creates a context (`ZSTD_createCCtx`) and sets `ZSTD_c_compressionLevel` to `level`
+    /// (clamped to `ZSTD_minCLevel()...ZSTD_maxCLevel()`) and `ZSTD_c_contentSizeFlag` to 1.
+    public init(level: Int32 = 3) {
+        guard let context = ZSTD_createCCtx() else { fatalError("ZSTD_createCCtx failed (out of memory)") }
+        self.context = context
+        let clamped = min(max(level, ZSTD_minCLevel()), ZSTD_maxCLevel())
+        self.level = clamped
+        zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, clamped), "set compression level")
+        zstdCheck(ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 1), "set content size flag")
+    }
+
+    deinit {
+        ZSTD_freeCCtx(context)
+    }
+
+    /// Compresses `src` into one zstd frame with the content size written in the frame header.
+    ///
+    /// Wraps `ZSTD_compress2`, writing into a reusable scratch buffer of `ZSTD_compressBound`
+    /// bytes (so it cannot run out of room); the result is copied out at its exact size.
+    public func compress(_ src: UnsafeRawBufferPointer) -> [UInt8] {
+        let bound = ZSTD_compressBound(src.count)
+        precondition(ZSTD_isError(bound) == 0, "zstd: input of \(src.count) bytes is too large")
+        if scratch.count < bound {
+            scratch = [UInt8](repeating: 0, count: bound)
+        }
+        let context = self.context
+        return withNonNullBase(src) { srcBase in
+            scratch.withUnsafeMutableBytes { dst in
+                let written = ZSTD_compress2(context, dst.baseAddress, bound, srcBase, src.count)
+                zstdCheck(written, "ZSTD_compress2")
+                return [UInt8](UnsafeRawBufferPointer(rebasing: dst[0..<written]))
+            }
+        }
+    }
+}
+
+/// Reusable decompression context (ZSTD_DCtx); not thread-safe — one per thread.
+public final class ZstdDecompressor {
+    private let context: OpaquePointer
+
+    /// Creates a context (`ZSTD_createDCtx`).
+    public init() {
+        guard let context = ZSTD_createDCtx() else { fatalError("ZSTD_createDCtx failed (out of memory)") }
+        self.context = context
+    }
+
+    deinit {
+        ZSTD_freeDCtx(context)
+    }
+
+    /// Decompresses one frame whose decompressed size must be exactly `expectedSize`; throws on
+    /// corrupt input or size mismatch.
+    ///
+    /// Checks that `src` is exactly one frame (`ZSTD_findFrameCompressedSize`) whose header
+    /// declares `expectedSize` (`ZSTD_getFrameContentSize`), then decompresses it with
+    /// `ZSTD_decompressDCtx` into a buffer of exactly `expectedSize` bytes.
+    public func decompress(_ src: UnsafeRawBufferPointer, expectedSize: Int) throws -> [UInt8] {
+        guard expectedSize >= 0 else { throw ZstdError(message: "negative expected size \(expectedSize)") }
+        return try withNonNullBase(src) { srcBase in
+            let frameSize = ZSTD_findFrameCompressedSize(srcBase, src.count)
+            if ZSTD_isError(frameSize) != 0 {
+                throw ZstdError(message: "corrupt frame (\(errorName(frameSize)))")
+            }
+            guard frameSize == src.count else {
+                throw ZstdError(message: "input holds \(src.count - frameSize) bytes after the first frame")
+            }
+            let contentSize = ZSTD_getFrameContentSize(srcBase, src.count)
+            // ZSTD_CONTENTSIZE_UNKNOWN is (0ULL - 1), ZSTD_CONTENTSIZE_ERROR is (0ULL - 2).
+            if contentSize == UInt64.max - 1 { throw ZstdError(message: "corrupt frame header") }
+            if contentSize == UInt64.max { throw ZstdError(message: "frame header does not declare its content size") }
+            guard contentSize == UInt64(expectedSize) else {
+                throw ZstdError(message: "frame declares \(contentSize) bytes, expected \(expectedSize)")
+            }
+            // Capacity at least 1 so that the destination pointer is never null.
+            var failure: ZstdError?
+            let result = [UInt8](unsafeUninitializedCapacity: max(expectedSize, 1)) { buffer, initialized in
+                let written = ZSTD_decompressDCtx(context, buffer.baseAddress, expectedSize, srcBase, src.count)
+                if ZSTD_isError(written) != 0 {
+                    failure = ZstdError(message: "corrupt frame (\(errorName(written)))")
+                } else if written != expectedSize {
+                    failure = ZstdError(message: "frame decompressed to \(written) bytes, expected \(expectedSize)")
+                } else {
+                    initialized = written
+                }
+            }
+            if let failure { throw failure }
+            return result
+        }
+    }
+}
+
+/// One-shot helpers; each call creates and frees its own context.
+public enum Zstd {
+    /// Compresses `src` into one frame at `level` (see ``ZstdCompressor/compress(_:)``).
+    public static func compress(_ src: [UInt8], level: Int32 = 3) -> [UInt8] {
+        let compressor = ZstdCompressor(level: level)
+        return src.withUnsafeBytes { compressor.compress($0) }
+    }
+
+    /// Decompresses one frame of exactly `expectedSize` bytes (see ``ZstdDecompressor/decompress(_:expectedSize:)``).
+    public static func decompress(_ src: [UInt8], expectedSize: Int) throws -> [UInt8] {
+        let decompressor = ZstdDecompressor()
+        return try src.withUnsafeBytes { try decompressor.decompress($0, expectedSize: expectedSize) }
+    }
+}
+
+/// libzstd's name for an error code (`ZSTD_getErrorName`).
+private func errorName(_ code: Int) -> String {
+    String(cString: ZSTD_getErrorName(code))
+}
+
+/// Traps if `code` is a zstd error: used where failure means a programming error or a libzstd
+/// bug (for example compressing into a buffer of `ZSTD_compressBound` bytes).
+private func zstdCheck(_ code: Int, _ what: String) {
+    precondition(ZSTD_isError(code) == 0, "zstd: \(what) failed: \(errorName(code))")
+}
+
+/// Calls `body` with a non-null base address for `buffer` (a one-byte dummy for empty buffers).
+private func withNonNullBase<R>(_ buffer: UnsafeRawBufferPointer,
+                                _ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+    if let base = buffer.baseAddress { return try body(base) }
+    var dummy: UInt8 = 0
+    return try withUnsafeBytes(of: &dummy) { try body($0.baseAddress!) }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Crypto
+
+/// scrypt parameters, stored in each passphrase slot.
+public struct KDFParameters: Codable, Sendable, Equatable {
+    public var name: String = "scrypt"
+    public var n: UInt64
+    public var r: UInt64
+    public var p: UInt64
+    public var salt: String          // base64, 32 random bytes
+
+    /// Default: N=2^17, r=8, p=1 — 128 MiB of memory per unlock.
+    public static let defaultMemory = 128 << 20
+
+    /// Parameters using `memoryBytes` of scrypt memory (128·r·N), with a fresh salt.
+    public static func scrypt(memoryBytes: Int) -> KDFParameters {
+        var n: UInt64 = 1024
+        while 128 * 8 * n * 2 <= UInt64(memoryBytes) { n *= 2 }
+        return KDFParameters(n: n, r: 8, p: 1, salt: Data(SecureRandom.bytes(count: 32)).base64EncodedString())
+    }
+
+    func derive(_ passphrase: [UInt8]) throws -> [UInt8] {
+        guard name == "scrypt", let s = Data(base64Encoded: salt) else {
+            throw StoreError(.unsupported, "key slot uses unsupported KDF \(name)")
+        }
+        guard n >= 2, n & (n - 1) == 0, n <= 1 << 24, r >= 1, r <= 32, p >= 1, p <= 16 else {
+            throw StoreError(.corrupt, "key slot has implausible scrypt parameters N=\(n) r=\(r) p=\(p)")
+        }
+        return try Scrypt.deriveKey(password: passphrase, salt: Array(s), n: n, r: r, p: p, length: 32)
+    }
+}
+
+/// One key slot: a file `keys/<sha256 of the file>` wrapping the repository master secret.
+///
+/// Version 1 knows the `passphrase` kind: KEK = scrypt(passphrase, salt), wrapped = AES-256-KW
+/// (RFC 3394) of the 64-byte master secret. New kinds (OpenPGP recipient, write-only) add new
+/// `kind` values and fields; readers skip slots whose kind they do not know.
+public struct KeyFile: Codable, Sendable {
+    public var version: Int = 1
+    public var kind: String
+    public var repository: String          // repository id (hex): a slot only opens its own repository
+    public var created: String
+    public var hostname: String
+    public var username: String
+    public var label: String?
+    public var kdf: KDFParameters?
+    public var wrap: String?
+    public var wrappedKey: String?
+
+    enum CodingKeys: String, CodingKey {
+        case version, kind, repository, created, hostname, username, label, kdf, wrap
+        case wrappedKey = "wrapped_key"
+    }
+
+    /// A passphrase slot wrapping `master`.
+    public static func passphrase(_ passphrase: [UInt8], master: SecretBytes, repositoryID: [UInt8],
+                                  kdf: KDFParameters, label: String?) throws -> KeyFile {
+        var kek = try kdf.derive(passphrase)
+        defer { secureZero(&kek) }
+        let wrapped = try master.withUnsafeBytes { try AESKeyWrap.wrap(kek: kek, plaintext: Array($0)) }
+        return KeyFile(kind: "passphrase", repository: Hex.encode(repositoryID), created: Timestamp.now().rfc3339,
+                       hostname: SystemInfo.hostname, username: SystemInfo.username, label: label,
+                       kdf: kdf, wrap: "aes256-kw", wrappedKey: Data(wrapped).base64EncodedString())
+    }
+
+    /// Unwraps the master secret; nil when the passphrase does not open this slot.
+    public func unlock(_ passphrase: [UInt8]) throws -> SecretBytes? {
+        guard kind == "passphrase", let kdf, wrap == "aes256-kw",
+              let w = wrappedKey.flatMap({ Data(base64Encoded: $0) }) else { return nil }
+        var kek = try kdf.derive(passphrase)
+        defer { secureZero(&kek) }
+        do {
+            var m = try AESKeyWrap.unwrap(kek: kek, wrapped: Array(w))
+            defer { secureZero(&m) }
+            guard m.count == RepositoryKeys.masterLength else {
+                throw StoreError(.corrupt, "key slot holds a key of unexpected length \(m.count)")
+            }
+            return SecretBytes(m)
+        } catch CryptoError.authenticationFailed {
+            return nil
+        }
+    }
+
+    public func encoded() throws -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try enc.encode(self)) + [0x0a]
+    }
+
+    public static func decode(_ bytes: [UInt8], name: String) throws -> KeyFile {
+        do { return try JSONDecoder().decode(KeyFile.self, from: Data(bytes)) } catch {
+            throw StoreError(.corrupt, "key slot \(name): not a valid key file")
+        }
+    }
+}

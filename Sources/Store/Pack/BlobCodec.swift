@@ -1,0 +1,50 @@
+/// Turns blob plaintext into an envelope and back.
+///
+/// Envelope plaintext = 1 byte compression (0 = none, 1 = zstd frame) || payload.
+/// Compression is skipped for incompressible data: the first 64 KiB are trial-compressed
+/// and the chunk is stored raw unless that sample shrinks below 94 %.
+public enum BlobCodec {
+    static let sampleSize = 64 << 10
+
+    public static func encode(_ plaintext: UnsafeRawBufferPointer, type: BlobType, id: BlobID,
+                              compressor: ZstdCompressor, sealer: Sealer) throws -> [UInt8] {
+        var payload: [UInt8]? = nil
+        if plaintext.count >= 128 {
+            let sampleLen = min(plaintext.count, sampleSize)
+            let sample = compressor.compress(UnsafeRawBufferPointer(rebasing: plaintext[0..<sampleLen]))
+            if sample.count * 100 < sampleLen * 94 {
+                let full = sampleLen == plaintext.count ? sample : compressor.compress(plaintext)
+                if full.count < plaintext.count { payload = [1] + full }
+            }
+        }
+        if payload == nil {
+            var p = [UInt8]()
+            p.reserveCapacity(plaintext.count + 1)
+            p.append(0)
+            p.append(contentsOf: plaintext)
+            payload = p
+        }
+        return try sealer.seal(payload!, context: EnvelopeContext.blob(type, id))
+    }
+
+    public static func decode(_ envelope: UnsafeRawBufferPointer, type: BlobType, id: BlobID, rawLength: Int,
+                              opener: Opener, decompressors: ObjectPool<ZstdDecompressor>, what: String) throws -> [UInt8] {
+        let plain = try opener.open(envelope, context: EnvelopeContext.blob(type, id), what: what)
+        guard let flag = plain.first else { throw StoreError(.corrupt, "\(what): empty blob") }
+        let out: [UInt8]
+        switch flag {
+        case 0: out = Array(plain[1...])
+        case 1:
+            do {
+                out = try plain.withUnsafeBytes { raw in
+                    try decompressors.with { try $0.decompress(UnsafeRawBufferPointer(rebasing: raw[1...]), expectedSize: rawLength) }
+                }
+            } catch {
+                throw StoreError(.corrupt, "\(what): bad compressed data (\(error))")
+            }
+        default: throw StoreError(.corrupt, "\(what): unknown compression \(flag)")
+        }
+        guard out.count == rawLength else { throw StoreError(.corrupt, "\(what): length \(out.count), expected \(rawLength)") }
+        return out
+    }
+}

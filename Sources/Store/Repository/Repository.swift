@@ -1,0 +1,191 @@
+import Crypto
+import Glibc
+
+/// An open, unlocked repository: backend + keys + local catalog.
+public final class Repository: @unchecked Sendable {
+    public let backend: Backend
+    public let config: RepositoryConfig
+    public let keys: RepositoryKeys
+    public let opener: Opener
+    public let catalog: Catalog
+    let decompressors = ObjectPool { ZstdDecompressor() }
+    let blobCache: LRUCache<BlobID, [UInt8]>
+
+    init(backend: Backend, config: RepositoryConfig, keys: RepositoryKeys, catalog: Catalog, cacheBytes: Int) {
+        self.backend = backend
+        self.config = config
+        self.keys = keys
+        self.opener = Opener(keys: keys)
+        self.catalog = catalog
+        self.blobCache = LRUCache(limit: cacheBytes)
+    }
+
+    public var location: String { backend.location }
+
+    // MARK: - Creating and opening
+
+    /// Creates a new repository at `backend` with one passphrase slot. Returns its config.
+    public static func create(backend: LocalBackend, passphrase: [UInt8], kdf: KDFParameters,
+                              label: String? = nil) throws -> RepositoryConfig {
+        if (try? backend.stat(.config)) != nil {
+            throw StoreError(.repositoryExists, "\(backend.location): a repository already exists there")
+        }
+        try backend.create()
+        let config = RepositoryConfig.new()
+        let master = SecretBytes.random(count: RepositoryKeys.masterLength)
+        let slot = try KeyFile.passphrase(passphrase, master: master, repositoryID: config.idBytes, kdf: kdf, label: label)
+        try addKeySlot(slot, to: backend)
+        do { try backend.put(.config, try config.encoded()) } catch let e as BackendError {
+            throw StoreError(.io, e.description)
+        }
+        return config
+    }
+
+    @discardableResult
+    static func addKeySlot(_ slot: KeyFile, to backend: AppendOnlyBackend) throws -> String {
+        let bytes = try slot.encoded()
+        let id = Hex.encode(SHA256Digest.of(bytes))
+        do { try backend.put(try ObjectName(.keys, id), bytes) } catch let e as BackendError {
+            throw StoreError(.io, e.description)
+        }
+        return id
+    }
+
+    public static func readConfig(_ backend: ReadableBackend) throws -> RepositoryConfig {
+        let bytes: [UInt8]
+        do { bytes = try backend.get(.config) } catch BackendError.notFound {
+            throw StoreError(.repositoryNotFound, "\(backend.location): no repository there (no config file); create one with 'coffer init'")
+        } catch let e as BackendError {
+            throw StoreError(.io, e.description)
+        }
+        return try RepositoryConfig.decode(bytes, location: backend.location)
+    }
+
+    /// Opens a repository: reads the config, finds a key slot the passphrase unlocks,
+    /// opens the local catalog under `cacheDirectory/<repository id>/` and syncs it.
+    public static func open(backend: Backend, passphrase: [UInt8], cacheDirectory: RawPath,
+                            cacheBytes: Int = 256 << 20) throws -> Repository {
+        let config = try readConfig(backend)
+        var master: SecretBytes?
+        for info in try backend.list(.keys) {
+            let slot = try KeyFile.decode(try backend.get(info.name), name: info.name.description)
+            guard slot.repository == config.id else { continue }
+            if let m = try slot.unlock(passphrase) { master = m; break }
+        }
+        guard let master else {
+            throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it)")
+        }
+        let keys = try RepositoryKeys(master: master, repositoryID: config.idBytes)
+        let dir = cacheDirectory.appending(config.id)
+        do {
+            try Posix.makeDirectory(cacheDirectory, permissions: 0o700)
+            try Posix.makeDirectory(dir, permissions: 0o700)
+        } catch let e as PosixError {
+            throw StoreError(.io, "cannot create cache directory: \(e)")
+        }
+        let catalog: Catalog
+        do {
+            catalog = try Catalog(path: dir.appending("catalog.sqlite").description, repositoryID: config.id)
+        } catch let e as SQLiteError {
+            throw StoreError(.io, "catalog \(dir)/catalog.sqlite: \(e)")
+        }
+        let repo = Repository(backend: backend, config: config, keys: keys, catalog: catalog, cacheBytes: cacheBytes)
+        try repo.syncCatalog()
+        return repo
+    }
+
+    /// Picks up index files and snapshots written since the catalog last looked.
+    public func syncCatalog() throws {
+        do { try catalog.sync(backend: backend, opener: opener) } catch let e as BackendError {
+            throw StoreError(.io, e.description)
+        } catch let e as SQLiteError {
+            throw StoreError(.io, "catalog \(catalog.path): \(e)")
+        }
+    }
+
+    /// Drops the catalog's content and re-reads everything from the repository.
+    public func rebuildCatalog() throws {
+        try catalog.clear()
+        try syncCatalog()
+    }
+
+    // MARK: - Reading
+
+    public func loadBlob(_ id: BlobID, type: BlobType) throws -> [UInt8] {
+        if let b = blobCache.get(id) { return b }
+        guard let loc = try catalog.lookup(id) else {
+            throw StoreError(.missing, "blob \(id.shortHex) is not in the index")
+        }
+        let b = try loadBlob(id, at: loc)
+        blobCache.put(id, b, cost: b.count + 64)
+        return b
+    }
+
+    func loadBlob(_ id: BlobID, at loc: BlobLocation) throws -> [UInt8] {
+        let name = try ObjectName(.packs, loc.pack)
+        let what = "pack \(loc.pack.prefix(12)) blob \(id.shortHex)"
+        let env: [UInt8]
+        do { env = try backend.get(name, range: Int64(loc.offset)..<Int64(loc.offset + loc.length)) } catch let e as BackendError {
+            throw StoreError(.missing, "\(what): \(e)")
+        }
+        let plain = try env.withUnsafeBytes {
+            try BlobCodec.decode($0, type: loc.type, id: id, rawLength: loc.rawLength, opener: opener,
+                                 decompressors: decompressors, what: what)
+        }
+        return plain
+    }
+
+    public func loadTree(_ id: BlobID) throws -> Tree {
+        try Tree.decode(try loadBlob(id, type: .tree), what: "tree \(id.shortHex)")
+    }
+
+    // MARK: - Snapshots
+
+    public func snapshots(host: String? = nil) throws -> [SnapshotRecord] {
+        let all = try catalog.snapshots()
+        guard let host else { return all }
+        return all.filter { $0.snapshot.host == host }
+    }
+
+    /// Resolves "latest" (newest, optionally for one host) or a unique id prefix.
+    public func findSnapshot(_ spec: String, host: String? = nil) throws -> SnapshotRecord {
+        let list = try snapshots(host: host)
+        if spec == "latest" {
+            guard let s = list.last else {
+                throw StoreError(.snapshotNotFound, host.map { "no snapshot for host \($0)" } ?? "the repository has no snapshots")
+            }
+            return s
+        }
+        let matches = list.filter { $0.id.hasPrefix(spec.lowercased()) }
+        guard !spec.isEmpty, !matches.isEmpty else { throw StoreError(.snapshotNotFound, "no snapshot matches \"\(spec)\"") }
+        guard matches.count == 1 else {
+            throw StoreError(.ambiguous, "\"\(spec)\" matches \(matches.count) snapshots: \(matches.map(\.shortID).joined(separator: ", "))")
+        }
+        return matches[0]
+    }
+
+    /// Encrypts and stores a snapshot (call only after its packs and index are durable).
+    public func saveSnapshot(_ snapshot: Snapshot, sealer: Sealer) throws -> String {
+        let plain = try snapshot.encoded()
+        let env = try sealer.seal(plain, context: EnvelopeContext.snapshot)
+        let id = Hex.encode(SHA256Digest.of(env))
+        do { try backend.put(try ObjectName(.snapshots, id), env) } catch let e as BackendError {
+            throw StoreError(.io, e.description)
+        }
+        try catalog.addSnapshot(id: id, json: plain)
+        return id
+    }
+
+    /// Encrypts and stores an index file; records it in the catalog together with file-cache rows.
+    func saveIndex(_ file: IndexFile, sealer: Sealer,
+                   fileCache: [(dir: [UInt8], name: [UInt8], entry: FileCacheEntry)]) throws -> Int {
+        let env = try sealer.seal(file.encoded(), context: EnvelopeContext.index)
+        let id = Hex.encode(SHA256Digest.of(env))
+        do { try backend.put(try ObjectName(.index, id), env) } catch BackendError.alreadyExists {
+        } catch let e as BackendError {
+            throw StoreError(.io, e.description)
+        }
+        try catalog.addIndex(name: id, file: file, fileCache: fileCache)
+        return env.count
+    }
+}

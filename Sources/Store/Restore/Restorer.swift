@@ -1,0 +1,244 @@
+import Glibc
+
+/// Restores (part of) a snapshot into a target directory, reproducing content and metadata:
+/// file data (holes stay holes), hardlinks as hardlinks, symlinks, FIFOs, device nodes
+/// (when root), permissions incl. setuid/sticky, numeric owner, xattrs/ACLs, atime/mtime.
+///
+/// Directories are created first, regular files are written by worker threads, and
+/// directory metadata is applied last, deepest first, so writes do not disturb mtimes.
+public final class Restorer {
+    public struct Options: Sendable {
+        public var target: RawPath
+        /// Absolute snapshot paths to restore (with everything below them); empty = everything.
+        public var includes: [RawPath]
+        public var workers: Int
+        public init(target: RawPath, includes: [RawPath] = [], workers: Int = 3) {
+            self.target = target
+            self.includes = includes
+            self.workers = workers
+        }
+    }
+    public struct Summary: Sendable {
+        public var files = 0
+        public var dirs = 0
+        public var others = 0
+        public var bytes: Int64 = 0
+        public var errors: [String] = []
+    }
+
+    private let repo: Repository
+    private let options: Options
+    private let includes: [[[UInt8]]]
+    private var summary = Summary()
+    private let lock = Mutex()
+    private var hardlinkFirst: [Archiver.HardlinkKey: RawPath] = [:]
+    private var dirsToFinish: [(RawPath, Node)] = []
+    private let amRoot = geteuid() == 0
+
+    private let cond = Condition()
+    private var jobs: [(RawPath, Node)] = []
+    private var jobHead = 0
+    private var activeJobs = 0
+    private var closed = false
+    public let progress = BackupProgress()
+
+    public init(repository: Repository, options: Options) {
+        repo = repository
+        self.options = options
+        includes = options.includes.map { $0.normalizedAbsolute().components }
+    }
+
+    public func run(snapshot: SnapshotRecord) throws -> Summary {
+        guard let root = snapshot.snapshot.treeID else { throw StoreError(.corrupt, "snapshot \(snapshot.shortID) has no tree") }
+        let target = options.target.normalizedAbsolute()
+        do { try Posix.makeDirectory(target, permissions: 0o700) } catch let e as PosixError {
+            throw StoreError(.io, "cannot create target: \(e)")
+        }
+        var threads: [pthread_t] = []
+        for _ in 0..<max(1, options.workers) { threads.append(Thread.start { [unowned self] in self.work() }) }
+        var walkError: Error?
+        do { try walk(tree: root, snapshotPath: [], target: target) } catch { walkError = error }
+        cond.withLock { closed = true; cond.broadcast() }
+        for t in threads { pthread_join(t, nil) }
+        if let walkError { throw walkError }
+        for (path, node) in dirsToFinish.reversed() { applyMetadata(path, node) }
+        return summary
+    }
+
+    private func record(_ message: String) {
+        lock.withLock { summary.errors.append(message) }
+        progress.update { $0.errors += 1 }
+    }
+
+    /// Does the snapshot path `comps` fall under (or lead to) an include?
+    private func selection(_ comps: [[UInt8]]) -> (wanted: Bool, descend: Bool) {
+        if includes.isEmpty { return (true, true) }
+        var descend = false
+        for inc in includes {
+            if comps.count >= inc.count && Array(comps.prefix(inc.count)) == inc { return (true, true) }
+            if inc.count > comps.count && Array(inc.prefix(comps.count)) == comps { descend = true }
+        }
+        return (false, descend)
+    }
+
+    private func walk(tree id: BlobID, snapshotPath: [[UInt8]], target: RawPath) throws {
+        let tree: Tree
+        do { tree = try repo.loadTree(id) } catch let e as StoreError {
+            record("\(RawPath(bytes: [0x2f] + snapshotPath.joined(separator: [0x2f]))): \(e.message)")
+            return
+        }
+        for node in tree.nodes {
+            let comps = snapshotPath + [node.name]
+            let sel = selection(comps)
+            let dest = target.appending(node.name)
+            if !sel.wanted {
+                if sel.descend, node.kind == .directory, let sub = node.subtree {
+                    try ensureDirectory(dest)
+                    try walk(tree: sub, snapshotPath: comps, target: dest)
+                }
+                continue
+            }
+            try restoreNode(node, at: dest, snapshotPath: comps)
+        }
+    }
+
+    private func ensureDirectory(_ path: RawPath) throws {
+        do { try Posix.makeDirectory(path, permissions: 0o700) } catch let e as PosixError {
+            record(e.description)
+        }
+    }
+
+    /// Removes whatever is at `path` unless it is a directory (restore overwrites files).
+    private func clear(_ path: RawPath) {
+        if let st = try? Posix.lstat(path), st.kind != .directory { try? Posix.remove(path) }
+    }
+
+    private func restoreNode(_ node: Node, at dest: RawPath, snapshotPath: [[UInt8]]) throws {
+        do {
+            if node.isHardlinked {
+                let key = Archiver.HardlinkKey(device: node.device, inode: node.inode)
+                if let first = lock.withLock({ hardlinkFirst[key] }) {
+                    clear(dest)
+                    try Posix.makeHardLink(dest, existing: first)
+                    lock.withLock { summary.files += 1 }
+                    return
+                }
+                lock.withLock { hardlinkFirst[key] = dest }
+            }
+            switch node.kind {
+            case .directory:
+                try Posix.makeDirectory(dest, permissions: 0o700)
+                lock.withLock { summary.dirs += 1 }
+                dirsToFinish.append((dest, node))
+                if let sub = node.subtree { try walk(tree: sub, snapshotPath: snapshotPath, target: dest) }
+            case .file:
+                clear(dest)
+                // Create now so hardlinks to it can be made before its data is written.
+                let fh = try FileHandle.create(dest, permissions: 0o600)
+                fh.close()
+                enqueue(dest, node)
+            case .symlink:
+                clear(dest)
+                try Posix.makeSymlink(dest, target: node.linkTarget)
+                applyMetadata(dest, node)
+                lock.withLock { summary.others += 1 }
+            case .fifo, .charDevice, .blockDevice, .socket:
+                clear(dest)
+                try Posix.makeNode(dest, kind: node.kind, permissions: node.permissions, rdev: node.rdev)
+                applyMetadata(dest, node)
+                lock.withLock { summary.others += 1 }
+            }
+        } catch let e as PosixError {
+            record(e.description)
+        }
+    }
+
+    // MARK: - File workers
+
+    private func enqueue(_ path: RawPath, _ node: Node) {
+        cond.withLock {
+            jobs.append((path, node))
+            cond.broadcast()
+        }
+    }
+
+    private func work() {
+        while true {
+            let job: (RawPath, Node)? = cond.withLock {
+                while jobHead >= jobs.count && !closed { cond.wait() }
+                guard jobHead < jobs.count else { return nil }
+                let j = jobs[jobHead]
+                jobHead += 1
+                return j
+            }
+            guard let (path, node) = job else { return }
+            do {
+                try writeFile(path, node)
+                applyMetadata(path, node)
+                lock.withLock { summary.files += 1; summary.bytes += node.size }
+                progress.update { $0.files += 1; $0.bytesDone += node.size }
+            } catch let e as StoreError {
+                record("\(path): \(e.message)")
+            } catch {
+                record("\(error)")
+            }
+        }
+    }
+
+    private func writeFile(_ path: RawPath, _ node: Node) throws {
+        let fd = try openExisting(path)
+        defer { close(fd) }
+        var offset: Int64 = 0
+        for ext in node.content {
+            switch ext {
+            case .hole(let len):
+                offset += len
+            case .chunk(let id, let len):
+                let data = try repo.loadBlob(id, type: .data)
+                guard data.count == Int(len) else {
+                    throw StoreError(.corrupt, "chunk \(id.shortHex) has \(data.count) bytes, expected \(len)")
+                }
+                try data.withUnsafeBytes { raw in
+                    var done = 0
+                    while done < raw.count {
+                        let n = Glibc.pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
+                        if n < 0 {
+                            if errno == EINTR { continue }
+                            throw StoreError(.io, "\(PosixError(errno: errno, operation: "write", path: path))")
+                        }
+                        done += n
+                    }
+                }
+                offset += len
+            }
+        }
+        if ftruncate(fd, off_t(offset)) != 0 {
+            throw StoreError(.io, "\(PosixError(errno: errno, operation: "truncate", path: path))")
+        }
+    }
+
+    private func openExisting(_ path: RawPath) throws -> Int32 {
+        let fd = path.withCString { open($0, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
+        guard fd >= 0 else { throw StoreError(.io, "\(PosixError(errno: errno, operation: "open", path: path))") }
+        return fd
+    }
+
+    /// Owner, permissions, xattrs, then times (in that order: chown clears setuid bits and
+    /// security.capability; writing data or xattrs changes mtime/ctime).
+    private func applyMetadata(_ path: RawPath, _ node: Node) {
+        do {
+            if amRoot { try Posix.setOwner(path, uid: node.uid, gid: node.gid) }
+            if node.kind != .symlink { try Posix.setPermissions(path, node.permissions) }
+            for x in node.xattrs {
+                do { try Posix.setExtendedAttribute(path, name: x.name, value: x.value) } catch let e as PosixError {
+                    if e.errno != EPERM || amRoot { record(e.description) }
+                }
+            }
+            try Posix.setTimes(path, atime: node.atime, mtime: node.mtime)
+        } catch let e as PosixError {
+            record(e.description)
+        } catch {
+            record("\(path): \(error)")
+        }
+    }
+}

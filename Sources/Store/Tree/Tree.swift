@@ -1,0 +1,152 @@
+/// A directory: nodes sorted bytewise by name, stored as a tree blob (type 2).
+///
+/// Encoding (see docs/FORMAT.md): "CFT1", varint node count, then per node a varint
+/// length followed by that many bytes of fields; each field is varint tag, varint length,
+/// value. Unknown tags are skipped, so later versions can add fields.
+public struct Tree: Sendable, Equatable {
+    public var nodes: [Node]
+    public init(nodes: [Node]) { self.nodes = nodes }
+
+    static let magic: [UInt8] = Array("CFT1".utf8)
+
+    enum Tag: UInt64 {
+        case name = 1, kind, permissions, uid, gid, user, group, size, mtime, atime, ctime
+        case inode, device, nlink, rdev, linkTarget, xattr, content, subtree
+    }
+
+    public func node(named name: [UInt8]) -> Node? {
+        var lo = 0, hi = nodes.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if nodes[mid].name == name { return nodes[mid] }
+            if nodes[mid].name.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return nodes.first { $0.name == name }
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + nodes.count * 128)
+        w.raw(Tree.magic)
+        w.varint(UInt64(nodes.count))
+        for n in nodes {
+            w.lengthPrefixed(Tree.encode(n))
+        }
+        return w.bytes
+    }
+
+    static func encode(_ n: Node) -> [UInt8] {
+        var f = ByteWriter(capacity: 128 + n.content.count * 40)
+        func field(_ t: Tag, _ body: (inout ByteWriter) -> Void) {
+            var v = ByteWriter()
+            body(&v)
+            f.varint(t.rawValue)
+            f.lengthPrefixed(v.bytes)
+        }
+        func time(_ t: Tag, _ ts: Timespec) {
+            field(t) { $0.svarint(ts.seconds); $0.varint(UInt64(UInt32(bitPattern: ts.nanoseconds))) }
+        }
+        field(.name) { $0.raw(n.name) }
+        field(.kind) { $0.u8(n.kind.rawValue) }
+        field(.permissions) { $0.varint(UInt64(n.permissions)) }
+        field(.uid) { $0.varint(UInt64(n.uid)) }
+        field(.gid) { $0.varint(UInt64(n.gid)) }
+        if let u = n.user { field(.user) { $0.raw(Array(u.utf8)) } }
+        if let g = n.group { field(.group) { $0.raw(Array(g.utf8)) } }
+        field(.size) { $0.varint(UInt64(n.size)) }
+        time(.mtime, n.mtime)
+        time(.atime, n.atime)
+        time(.ctime, n.ctime)
+        field(.inode) { $0.varint(n.inode) }
+        field(.device) { $0.varint(n.device) }
+        field(.nlink) { $0.varint(n.nlink) }
+        if n.rdev != 0 { field(.rdev) { $0.varint(n.rdev) } }
+        if n.kind == .symlink { field(.linkTarget) { $0.raw(n.linkTarget) } }
+        for x in n.xattrs { field(.xattr) { $0.lengthPrefixed(x.name); $0.lengthPrefixed(x.value) } }
+        if n.kind == .file {
+            field(.content) { w in
+                w.varint(UInt64(n.content.count))
+                for e in n.content {
+                    switch e {
+                    case .chunk(let id, let len): w.u8(0); w.raw(id.bytes); w.varint(UInt64(len))
+                    case .hole(let len): w.u8(1); w.varint(UInt64(len))
+                    }
+                }
+            }
+        }
+        if let s = n.subtree { field(.subtree) { $0.raw(s.bytes) } }
+        return f.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8], what: String) throws -> Tree {
+        var r = ByteReader(bytes, what: what)
+        guard try r.raw(4) == magic else { throw StoreError(.corrupt, "\(what): bad tree magic") }
+        let count = try r.int(max: r.remaining)
+        var nodes: [Node] = []
+        nodes.reserveCapacity(count)
+        for _ in 0..<count {
+            nodes.append(try decodeNode(try r.lengthPrefixed(), what: what))
+        }
+        guard r.isAtEnd else { throw StoreError(.corrupt, "\(what): trailing bytes") }
+        return Tree(nodes: nodes)
+    }
+
+    static func decodeNode(_ bytes: [UInt8], what: String) throws -> Node {
+        var r = ByteReader(bytes, what: what)
+        var n = Node(name: [], kind: .file)
+        var sawName = false, sawKind = false
+        while !r.isAtEnd {
+            let tag = try r.varint()
+            var v = ByteReader(try r.lengthPrefixed(), what: what)
+            func time() throws -> Timespec {
+                let s = try v.svarint()
+                let ns = try v.varint()
+                guard ns < 1_000_000_000 else { throw StoreError(.corrupt, "\(what): bad nanoseconds") }
+                return Timespec(seconds: s, nanoseconds: Int32(ns))
+            }
+            func u32() throws -> UInt32 {
+                let x = try v.varint()
+                guard x <= UInt64(UInt32.max) else { throw StoreError(.corrupt, "\(what): value out of range") }
+                return UInt32(x)
+            }
+            switch Tag(rawValue: tag) {
+            case .name: n.name = try v.raw(v.remaining); sawName = true
+            case .kind:
+                guard let k = NodeKind(rawValue: try v.u8()) else { throw StoreError(.corrupt, "\(what): unknown node kind") }
+                n.kind = k; sawKind = true
+            case .permissions: n.permissions = try u32()
+            case .uid: n.uid = try u32()
+            case .gid: n.gid = try u32()
+            case .user: n.user = String(decoding: try v.raw(v.remaining), as: UTF8.self)
+            case .group: n.group = String(decoding: try v.raw(v.remaining), as: UTF8.self)
+            case .size: n.size = Int64(bitPattern: try v.varint())
+            case .mtime: n.mtime = try time()
+            case .atime: n.atime = try time()
+            case .ctime: n.ctime = try time()
+            case .inode: n.inode = try v.varint()
+            case .device: n.device = try v.varint()
+            case .nlink: n.nlink = try v.varint()
+            case .rdev: n.rdev = try v.varint()
+            case .linkTarget: n.linkTarget = try v.raw(v.remaining)
+            case .xattr: n.xattrs.append(Node.Xattr(name: try v.lengthPrefixed(), value: try v.lengthPrefixed()))
+            case .content:
+                let c = try v.int(max: v.remaining)
+                n.content.reserveCapacity(c)
+                for _ in 0..<c {
+                    switch try v.u8() {
+                    case 0: n.content.append(.chunk(BlobID(bytes: try v.raw(32)), length: Int64(try v.int(max: Int.max))))
+                    case 1: n.content.append(.hole(length: Int64(try v.int(max: Int.max))))
+                    default: throw StoreError(.corrupt, "\(what): unknown extent kind")
+                    }
+                }
+            case .subtree: n.subtree = BlobID(bytes: try v.raw(32))
+            case nil: break   // a field from a newer version: skipped
+            }
+        }
+        guard sawName, sawKind, !n.name.isEmpty else { throw StoreError(.corrupt, "\(what): node without name or kind") }
+        // A name is one path component: never empty, ".", "..", or containing "/" or NUL (no path traversal on restore).
+        guard n.name != [0x2e], n.name != [0x2e, 0x2e], !n.name.contains(0x2f), !n.name.contains(0) else {
+            throw StoreError(.corrupt, "\(what): invalid entry name \(RawPath.escape(n.name))")
+        }
+        return n
+    }
+}

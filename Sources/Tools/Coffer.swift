@@ -1,0 +1,19 @@
+import ArgumentParser
+import Store
+
+@main
+struct Coffer: ParsableCommand {
+    static let version = "0.1.0"
+    static let configuration = CommandConfiguration(
+        commandName: "coffer",
+        abstract: "Encrypted, deduplicating backups you can mount.",
+        discussion: """
+            Environment: COFFER_REPO (repository), COFFER_PASSWORD_FILE / COFFER_PASSWORD (passphrase), \
+            COFFER_NEW_PASSWORD (init), COFFER_CACHE_DIR (local catalog).
+
+            \(Exit.help)
+            """,
+        version: version,
+        subcommands: [Init.self, Backup.self, Snapshots.self, Ls.self, Restore.self, Check.self,
+                      CatalogCommand.self, Unlock.self])
+}

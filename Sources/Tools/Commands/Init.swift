@@ -1,0 +1,42 @@
+import ArgumentParser
+import Store
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a new encrypted repository.",
+        discussion: """
+            The passphrase comes from COFFER_NEW_PASSWORD, --password-file / COFFER_PASSWORD_FILE, \
+            COFFER_PASSWORD, or is asked twice on the terminal. The location must not exist or be an empty directory.
+            """)
+
+    @OptionGroup var repository: RepositoryOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: ArgumentHelp("scrypt memory for the passphrase slot (default 128MiB; more is slower to attack).", valueName: "size"))
+    var kdfMemory: String?
+
+    @Option(help: "A label for the first key slot.")
+    var label: String?
+
+    func run() throws {
+        try runReportingErrors {
+            let backend = try repository.backend()
+            var memory = KDFParameters.defaultMemory
+            if let m = kdfMemory {
+                guard let v = parseSize(m), v >= 1 << 20 else { throw ValidationError("--kdf-memory: expected a size of at least 1MiB, like 64MiB") }
+                memory = v
+            }
+            var pass = try Passphrase.new(repository)
+            defer { for i in pass.indices { pass[i] = 0 } }
+            guard !pass.isEmpty else { throw StoreError(.invalidArgument, "refusing an empty passphrase") }
+            let config = try Repository.create(backend: backend, passphrase: pass, kdf: .scrypt(memoryBytes: memory), label: label)
+            if output.json {
+                Console.print(JSON.encode(["id": config.id, "location": backend.location, "version": "\(config.version)"]))
+            } else if !output.quiet {
+                Console.print("created repository \(config.shortID) at \(backend.location)")
+                Console.print("Keep the passphrase safe: without it the data cannot be read.")
+            }
+            return Exit.ok
+        }
+    }
+}

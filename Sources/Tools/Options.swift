@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import Store
+
+/// Where the repository is and how to unlock it (shared by every command that opens one).
+struct RepositoryOptions: ParsableArguments {
+    @Option(name: [.customShort("r"), .long], help: "Repository location (default: $COFFER_REPO).")
+    var repo: String?
+
+    @Option(help: ArgumentHelp("File whose first line is the passphrase (default: $COFFER_PASSWORD_FILE; or $COFFER_PASSWORD; else a prompt on a tty).",
+                               valueName: "file"))
+    var passwordFile: String?
+
+    @Option(help: ArgumentHelp("Directory for the local catalog (default: $COFFER_CACHE_DIR, else $XDG_CACHE_HOME/coffer or ~/.cache/coffer).",
+                               valueName: "dir"))
+    var cacheDir: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    func location() throws -> RawPath {
+        guard let r = repo ?? environment["COFFER_REPO"], !r.isEmpty else {
+            throw ValidationError("no repository given: use --repo or set COFFER_REPO")
+        }
+        return RawPath(r).normalizedAbsolute()
+    }
+
+    func backend() throws -> LocalBackend {
+        LocalBackend(path: try location())
+    }
+
+    func cacheDirectory() -> RawPath {
+        if let d = cacheDir ?? environment["COFFER_CACHE_DIR"], !d.isEmpty { return RawPath(d).normalizedAbsolute() }
+        if let x = environment["XDG_CACHE_HOME"], !x.isEmpty { return RawPath(x).appending("coffer") }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/root"
+        let cache = RawPath(home).appending(".cache")
+        try? Posix.makeDirectory(cache, permissions: 0o700)
+        return cache.appending("coffer")
+    }
+
+    /// The passphrase, from --password-file, $COFFER_PASSWORD_FILE, $COFFER_PASSWORD, or a tty prompt.
+    func passphrase(prompt: String = "Enter passphrase for repository: ") throws -> [UInt8] {
+        if let f = passwordFile ?? environment["COFFER_PASSWORD_FILE"], !f.isEmpty {
+            return try Passphrase.read(file: f)
+        }
+        if let p = environment["COFFER_PASSWORD"] { return Array(p.utf8) }
+        if let p = try Passphrase.prompt(prompt) { return p }
+        throw StoreError(.invalidArgument, "no passphrase: set COFFER_PASSWORD_FILE or COFFER_PASSWORD, use --password-file, or run on a terminal")
+    }
+
+    /// Opens and unlocks the repository, syncing the local catalog.
+    func open() throws -> Repository {
+        let backend = try backend()
+        _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
+        var pass = try passphrase()
+        defer { for i in pass.indices { pass[i] = 0 } }
+        return try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory())
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Machine-readable JSON output.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Print nothing but errors (and the result with --json).")
+    var quiet = false
+
+    /// A live progress line only when a person is watching.
+    var showProgress: Bool { !json && !quiet && Console.stdoutIsTTY }
+}
+
+/// Parses sizes like "64MiB", "1G", "512k", "1048576".
+func parseSize(_ s: String) -> Int? {
+    let lower = s.lowercased().trimmingCharacters(in: .whitespaces)
+    let units: [(String, Int)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1 << 10), ("mb", 1 << 20),
+                                  ("gb", 1 << 30), ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1)]
+    for (suffix, mult) in units where lower.hasSuffix(suffix) {
+        guard let v = Double(lower.dropLast(suffix.count)), v >= 0 else { return nil }
+        return Int(v * Double(mult))
+    }
+    return Int(lower)
+}

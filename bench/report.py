@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Turn bench/work/results.tsv (written by bench/run) into a Markdown report."""
+import json
+import sys
+
+MiB = 1 << 20
+TOOLS = ["coffer", "restic", "borg"]
+
+
+def load(path):
+    meta, res = {}, {t: {} for t in TOOLS}
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t", 2)
+            if len(parts) != 3:
+                continue
+            who, key, val = parts
+            if who == "meta":
+                meta[key] = val
+            else:
+                res.setdefault(who, {})[key] = val
+    return meta, res
+
+
+def num(d, key):
+    try:
+        return float(d[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def ratio_text(c, r, kind):
+    """coffer value c vs restic value r."""
+    if c is None or r is None or c <= 0 or r <= 0:
+        return "-"
+    if kind == "time":          # lower is better
+        x = r / c
+    elif kind == "rate":        # higher is better
+        x = c / r
+    elif kind == "size":
+        return "%.2f× size" % (c / r)
+    elif kind == "mem":
+        return "%.2f× memory" % (c / r)
+    else:
+        return "-"
+    y = x if x >= 1 else 1 / x
+    num_s = ("%.2f" if y < 2 else "%.1f") % y
+    return num_s + ("× faster" if x >= 1 else "× slower")
+
+
+def main():
+    meta, res = load(sys.argv[1])
+    corpus_bytes = int(meta["corpus_bytes"])
+    tree_bytes = int(meta["tree_bytes"])
+
+    # derived metrics
+    for t, d in res.items():
+        b1 = num(d, "b1_s")
+        if b1:
+            d["b1_rate"] = corpus_bytes / MiB / b1
+        rs = num(d, "r_s")
+        if rs:
+            d["r_rate"] = tree_bytes / MiB / rs
+        rss = [num(d, k) for k in ("b1_rss", "b2_rss", "b3_rss")]
+        rss = [x for x in rss if x is not None]
+        if rss and "failed" not in d:
+            d["max_backup_rss"] = max(rss)
+
+    rows = [
+        ("First backup: wall time", "b1_s", "time"),
+        ("First backup: throughput (MiB/s)", "b1_rate", "rate"),
+        ("First backup: peak RSS", "b1_rss", "mem"),
+        ("No-change backup: wall time", "b2_s", "time"),
+        ("No-change backup: peak RSS", "b2_rss", "mem"),
+        ("~1% change backup: wall time", "b3_s", "time"),
+        ("~1% change backup: peak RSS", "b3_rss", "mem"),
+        ("Repository size after 3 backups", "repo_bytes", "size"),
+        ("Restore latest: wall time", "r_s", "time"),
+        ("Restore latest: throughput (MiB/s)", "r_rate", "rate"),
+        ("Restore latest: peak RSS", "r_rss", "mem"),
+        ("Restore verified (diff -r)", "verify", "text"),
+        ("Peak RSS across all backups", "max_backup_rss", "mem"),
+    ]
+    phase_of = {"b1_s": "backup1", "b1_rate": "backup1", "b1_rss": "backup1",
+                "b2_s": "backup2", "b2_rss": "backup2", "b3_s": "backup3",
+                "b3_rss": "backup3", "repo_bytes": "list", "r_s": "restore",
+                "r_rate": "restore", "r_rss": "restore", "verify": "restore"}
+
+    def fmt(t, key, kind):
+        d = res.get(t, {})
+        st = d.get("status", "")
+        if st.startswith("skipped") or t not in meta.get("tools", "").split():
+            return "-"
+        if key in d:
+            v = d[key]
+            if kind == "time":
+                return "%.2f s" % float(v)
+            if kind == "rate":
+                return "%.1f" % float(v)
+            if kind == "mem":
+                return "%.0f MiB" % (float(v) / 1024)
+            if kind == "size":
+                return "%.1f MiB" % (float(v) / MiB)
+            return "**MISMATCH**" if v == "MISMATCH" else v
+        if "failed" in d:
+            return "**FAILED**" if phase_of.get(key) == d["failed"] else "-"
+        return "-"
+
+    out = []
+    mut = {}
+    try:
+        mut = json.loads(meta.get("mutation", "{}"))
+    except ValueError:
+        pass
+    out.append("### Benchmark run %s (corpus %s MiB)" % (meta["date"], meta["size_mib"]))
+    out.append("")
+    out.append("- Machine: %s CPUs (%s), %.1f GiB RAM, %s, work dir on %s" % (
+        meta["nproc"], meta.get("cpu", "?"), int(meta["mem_kib"]) / (1 << 20),
+        meta.get("kernel", "?"), meta.get("fs", "?")))
+    out.append("- Corpus: %.1f MiB (%d bytes) in %s files, deterministic (bench/gencorpus.py); "
+               "after the change step: %s files, %.1f MiB" % (
+                   corpus_bytes / MiB, corpus_bytes, meta["corpus_files"],
+                   meta["tree_files"], tree_bytes / MiB))
+    if mut:
+        out.append("- Change step: %d small files rewritten, %d × 64 KiB regions overwritten in a "
+                   "large file, %d files added; %.1f MiB written (%.1f%% of the corpus)" % (
+                       mut["rewritten_files"], mut["regions_64k"], mut["new_files"],
+                       mut["changed_bytes"] / MiB, 100.0 * mut["changed_bytes"] / corpus_bytes))
+    vers = []
+    for t in TOOLS:
+        d = res.get(t, {})
+        st = d.get("status", "not selected")
+        if st.startswith("skipped"):
+            vers.append("%s: skipped (%s)" % (t, st.split(":", 1)[1]))
+        elif st == "not selected" or t not in meta.get("tools", "").split():
+            vers.append("%s: not selected" % t)
+        else:
+            vers.append("%s: %s" % (t, d.get("version", "unknown")))
+            if st.startswith("failed"):
+                vers[-1] += " — **FAILED in %s**" % st.split(":", 1)[1]
+    out.append("- Versions: " + "; ".join(vers))
+    out.append("- Default settings for every tool, fresh repositories and fresh tool caches; "
+               "page cache NOT dropped: all tools read the same warm cache. Harness run took %s s." %
+               meta.get("total_s", "?"))
+    out.append("")
+    out.append("| Metric | coffer | restic | borg | coffer vs restic |")
+    out.append("|---|---:|---:|---:|---:|")
+    for label, key, kind in rows:
+        cells = [fmt(t, key, kind) for t in TOOLS]
+        ratio = ratio_text(num(res.get("coffer", {}), key), num(res.get("restic", {}), key), kind)
+        out.append("| %s | %s | %s |" % (label, " | ".join(cells), ratio))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
