@@ -33,9 +33,9 @@ final class ProgressLine: @unchecked Sendable {
         var cols = 80
         var ws = winsize()
         if ioctl(1, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 20 { cols = Int(ws.ws_col) }
-        if !f.currentPath.isEmpty && line.count + 3 < cols {
+        if let current = f.currentPath, line.count + 3 < cols {
             let room = cols - line.count - 3
-            let p = f.currentPath
+            let p = current.description
             line += "  " + (p.count > room ? "…" + p.suffix(room - 1) : p)
         }
         FileHandleOut.stdout.write("\r\u{1b}[K" + String(line.prefix(cols - 1)))

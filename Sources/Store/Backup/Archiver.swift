@@ -154,7 +154,7 @@ public final class Archiver {
                 note(e)
                 return nil
             }
-            progress.update { $0.files += 1; $0.currentPath = path.description }
+            progress.update { $0.files += 1; $0.currentPath = path }
         case .directory:
             summary.dirs += 1
             progress.update { $0.dirs += 1 }

@@ -6,7 +6,7 @@ public final class BackupProgress: @unchecked Sendable {
         public var bytesDone: Int64 = 0      // bytes of file content processed (read or found unchanged)
         public var bytesRead: Int64 = 0
         public var errors = 0
-        public var currentPath = ""
+        public var currentPath: RawPath? = nil
         public var totalFiles: Int?          // from the scanner, once it has finished
         public var totalBytes: Int64?
     }

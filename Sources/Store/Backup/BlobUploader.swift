@@ -16,7 +16,7 @@ final class BlobUploader: @unchecked Sendable {
     private let packer: Packer
     private let sealer: Sealer
     private let cond = Condition()
-    private var queue: [Job] = []
+    private var queue: [Job?] = []   // taken slots are set to nil at once, releasing their plaintext
     private var head = 0
     private var inFlightBytes = 0
     private var inFlightJobs = 0
@@ -27,7 +27,7 @@ final class BlobUploader: @unchecked Sendable {
     private let maxInFlight: Int
     private let level: Int32
 
-    init(packer: Packer, sealer: Sealer, workers: Int, maxInFlight: Int = 96 << 20, compressionLevel: Int32 = 3) {
+    init(packer: Packer, sealer: Sealer, workers: Int, maxInFlight: Int = 48 << 20, compressionLevel: Int32 = 1) {
         self.packer = packer
         self.sealer = sealer
         self.maxInFlight = maxInFlight
@@ -78,8 +78,12 @@ final class BlobUploader: @unchecked Sendable {
                 while head >= queue.count && !stopping { cond.wait() }
                 guard head < queue.count, firstError == nil else { return nil }
                 let j = queue[head]
+                queue[head] = nil
                 head += 1
-                if head > 1024 && head * 2 > queue.count {
+                if head == queue.count {
+                    queue.removeAll(keepingCapacity: true)
+                    head = 0
+                } else if head > 256 {
                     queue.removeFirst(head)
                     head = 0
                 }

@@ -64,7 +64,7 @@ public final class Repository: @unchecked Sendable {
     /// Opens a repository: reads the config, finds a key slot the passphrase unlocks,
     /// opens the local catalog under `cacheDirectory/<repository id>/` and syncs it.
     public static func open(backend: Backend, passphrase: [UInt8], cacheDirectory: RawPath,
-                            cacheBytes: Int = 256 << 20) throws -> Repository {
+                            cacheBytes: Int = 32 << 20) throws -> Repository {
         let config = try readConfig(backend)
         var master: SecretBytes?
         for info in try backend.list(.keys) {
@@ -78,8 +78,7 @@ public final class Repository: @unchecked Sendable {
         let keys = try RepositoryKeys(master: master, repositoryID: config.idBytes)
         let dir = cacheDirectory.appending(config.id)
         do {
-            try Posix.makeDirectory(cacheDirectory, permissions: 0o700)
-            try Posix.makeDirectory(dir, permissions: 0o700)
+            try Posix.makeDirectories(dir, permissions: 0o700)
         } catch let e as PosixError {
             throw StoreError(.io, "cannot create cache directory: \(e)")
         }

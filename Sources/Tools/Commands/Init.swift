@@ -12,7 +12,7 @@ struct Init: ParsableCommand {
     @OptionGroup var repository: RepositoryOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("scrypt memory for the passphrase slot (default 128MiB; more is slower to attack).", valueName: "size"))
+    @Option(help: ArgumentHelp("scrypt memory for the passphrase slot (default 64MiB, p=2; more is slower to attack).", valueName: "size"))
     var kdfMemory: String?
 
     @Option(help: "A label for the first key slot.")
