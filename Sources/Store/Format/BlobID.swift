@@ -12,6 +12,15 @@ public struct BlobID: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.bytes = b
     }
     public var hex: String { Hex.encode(bytes) }
+
+    /// The id is already a keyed MAC (uniformly distributed): hashing its first 8 bytes is enough
+    /// and much cheaper than feeding all 32 bytes to the hasher one at a time.
+    public func hash(into hasher: inout Hasher) {
+        var v: UInt64 = 0
+        for i in 0..<8 { v = v << 8 | UInt64(bytes[i]) }
+        hasher.combine(v)
+    }
+    public static func == (a: BlobID, b: BlobID) -> Bool { a.bytes == b.bytes }
     public var shortHex: String { Hex.encode(bytes.prefix(4)) }
     public var description: String { hex }
     public static func < (a: BlobID, b: BlobID) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }

@@ -77,17 +77,18 @@ public final class FileHandle {
     /// throws PosixError(errno: ENODATA, operation: "pread").
     public func readExactly(count: Int, at offset: Int64) throws -> [UInt8] {
         precondition(count >= 0, "negative count")
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        try bytes.withUnsafeMutableBytes { raw in
+        // Uninitialized storage: every byte is overwritten by pread or the call throws.
+        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            var done = 0
             while done < count {
                 let n = try pread(into: UnsafeMutableRawBufferPointer(rebasing: raw[done...]),
                                   offset: offset + Int64(done))
                 if n == 0 { throw PosixError(errno: ENODATA, operation: "pread", path: path) }
                 done += n
             }
+            initialized = count
         }
-        return bytes
     }
 
     /// Writes all bytes at the file position (retries partial writes and EINTR).

@@ -1,6 +1,7 @@
 /// Turns blob plaintext into an envelope and back.
 ///
-/// Envelope plaintext = 1 byte compression (0 = none, 1 = zstd frame) || payload.
+/// Envelope plaintext = payload || 1 byte compression (0 = none, 1 = zstd frame). The flag is
+/// last so a reader strips it without moving the payload.
 /// Compression is skipped for incompressible data: the first 64 KiB are trial-compressed
 /// and the chunk is stored raw unless that sample shrinks below 94 %.
 public enum BlobCodec {
@@ -14,14 +15,18 @@ public enum BlobCodec {
             let sample = compressor.compress(UnsafeRawBufferPointer(rebasing: plaintext[0..<sampleLen]))
             if sample.count * 100 < sampleLen * 94 {
                 let full = sampleLen == plaintext.count ? sample : compressor.compress(plaintext)
-                if full.count < plaintext.count { payload = [1] + full }
+                if full.count < plaintext.count {
+                    var p = full
+                    p.append(1)
+                    payload = p
+                }
             }
         }
         if payload == nil {
             var p = [UInt8]()
             p.reserveCapacity(plaintext.count + 1)
-            p.append(0)
             p.append(contentsOf: plaintext)
+            p.append(0)
             payload = p
         }
         return try sealer.seal(payload!, context: EnvelopeContext.blob(type, id))
@@ -29,15 +34,15 @@ public enum BlobCodec {
 
     public static func decode(_ envelope: UnsafeRawBufferPointer, type: BlobType, id: BlobID, rawLength: Int,
                               opener: Opener, decompressors: ObjectPool<ZstdDecompressor>, what: String) throws -> [UInt8] {
-        let plain = try opener.open(envelope, context: EnvelopeContext.blob(type, id), what: what)
-        guard let flag = plain.first else { throw StoreError(.corrupt, "\(what): empty blob") }
+        var plain = try opener.open(envelope, context: EnvelopeContext.blob(type, id), what: what)
+        guard let flag = plain.popLast() else { throw StoreError(.corrupt, "\(what): empty blob") }
         let out: [UInt8]
         switch flag {
-        case 0: out = Array(plain[1...])
+        case 0: out = plain
         case 1:
             do {
                 out = try plain.withUnsafeBytes { raw in
-                    try decompressors.with { try $0.decompress(UnsafeRawBufferPointer(rebasing: raw[1...]), expectedSize: rawLength) }
+                    try decompressors.with { try $0.decompress(raw, expectedSize: rawLength) }
                 }
             } catch {
                 throw StoreError(.corrupt, "\(what): bad compressed data (\(error))")
