@@ -21,6 +21,8 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/Store/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CFuse3", path: "Sources/FS/CFuse3", pkgConfig: "fuse3",
+                       providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/Store/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
 
@@ -31,7 +33,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["Crypto", "Tape", "CSQLite", "CZstd"], path: "Sources/Store",
                 exclude: ["CSQLite", "CZstd"],
                 swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
-        .target(name: "FS", dependencies: ["Store"], path: "Sources/FS",
+        .target(name: "FS", dependencies: ["Store", "CFuse3"], path: "Sources/FS", exclude: ["CFuse3"],
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "Tools", dependencies: [
                 "FS", "Store", "Crypto",

@@ -15,5 +15,5 @@ struct Coffer: ParsableCommand {
             """,
         version: version,
         subcommands: [Init.self, Backup.self, Snapshots.self, Ls.self, Restore.self, Check.self,
-                      CatalogCommand.self, Unlock.self])
+                      Mount.self, CatalogCommand.self, Unlock.self])
 }

@@ -110,6 +110,9 @@ public final class Repository: @unchecked Sendable {
 
     // MARK: - Reading
 
+    /// True when a blob's plaintext is in the decrypted-blob cache.
+    public func isCached(_ id: BlobID) -> Bool { blobCache.contains(id) }
+
     public func loadBlob(_ id: BlobID, type: BlobType) throws -> [UInt8] {
         if let b = blobCache.get(id) { return b }
         guard let loc = try catalog.lookup(id) else {

@@ -43,6 +43,7 @@ public final class LRUCache<Key: Hashable, Value>: @unchecked Sendable {
     }
 
     public var currentCost: Int { lock.withLock { total } }
+    public func contains(_ key: Key) -> Bool { lock.withLock { map[key] != nil } }
 
     private func unlink(_ e: Entry) {
         e.prev?.next = e.next

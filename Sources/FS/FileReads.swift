@@ -1,0 +1,199 @@
+import Glibc
+import Store
+
+/// An open file in the mount: its extents with their start offsets.
+final class OpenFile: @unchecked Sendable {
+    let path: String
+    let extents: [Node.Extent]
+    let starts: [Int64]
+    let size: Int64
+    var nextSequential: Int64 = 0        // guarded by MountFS.lock
+
+    init(path: String, node: Node) {
+        self.path = path
+        extents = node.content
+        var s: [Int64] = []
+        s.reserveCapacity(extents.count)
+        var pos: Int64 = 0
+        for e in extents { s.append(pos); pos += e.length }
+        starts = s
+        size = pos
+    }
+
+    /// Index of the extent containing `offset` (offset < size).
+    func extentIndex(_ offset: Int64) -> Int {
+        var lo = 0, hi = starts.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if starts[mid] <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+}
+
+extension MountFS {
+    /// Opens a regular file for reading; any write access is refused with EROFS.
+    public func open(_ id: UInt64, flags: Int32) throws(FSError) -> UInt64 {
+        if flags & O_ACCMODE != O_RDONLY || flags & (O_TRUNC | O_APPEND | O_CREAT) != 0 { throw FSError(EROFS) }
+        let e = try entry(id)
+        guard case .node(_, let n) = e.kind else { throw FSError(EISDIR) }
+        guard n.kind == .file else { throw n.kind == .directory ? FSError(EISDIR) : FSError(EINVAL) }
+        let f = OpenFile(path: e.path, node: n)
+        return files.open(f)
+    }
+
+    public func release(_ handle: UInt64) {
+        files.close(handle)
+    }
+
+    /// Reads up to `count` bytes at `offset`. Damaged or missing data gives EIO (and one log line).
+    public func read(_ handle: UInt64, offset: Int64, count: Int) throws(FSError) -> [UInt8] {
+        guard let f = files.get(handle) else { throw FSError(EBADF) }
+        guard offset < f.size, count > 0 else { return [] }
+        let end = min(f.size, offset + Int64(count))
+        var out = [UInt8]()
+        out.reserveCapacity(Int(end - offset))
+        var i = f.extentIndex(offset)
+        var pos = offset
+        while pos < end {
+            let start = f.starts[i]
+            let ext = f.extents[i]
+            let from = Int(pos - start), to = Int(min(end, start + ext.length) - start)
+            switch ext {
+            case .hole:
+                out.append(contentsOf: repeatElement(0, count: to - from))
+            case .chunk(let id, let len):
+                let data = try blob(id, file: f, offset: start)
+                guard data.count == Int(len) else {
+                    report(id, file: f, offset: start, "chunk has \(data.count) bytes, expected \(len)")
+                    throw FSError(EIO)
+                }
+                data.withUnsafeBufferPointer { out.append(contentsOf: $0[from..<to]) }
+            }
+            pos = start + Int64(to)
+            i += 1
+        }
+        // Sequential reader: fetch the following chunks in the background.
+        let sequential = lock.withLock { () -> Bool in
+            defer { f.nextSequential = end }
+            return offset == f.nextSequential
+        }
+        if sequential {
+            var ahead: [BlobID] = []
+            var j = i
+            while j < f.extents.count && ahead.count < prefetcher.depth {
+                if case .chunk(let id, _) = f.extents[j] { ahead.append(id) }
+                j += 1
+            }
+            prefetcher.enqueue(ahead)
+        }
+        return out
+    }
+
+    func blob(_ id: BlobID, file: OpenFile, offset: Int64) throws(FSError) -> [UInt8] {
+        prefetcher.waitIfLoading(id)
+        do { return try repo.loadBlob(id, type: .data) } catch let e as StoreError {
+            report(id, file: file, offset: offset, e.message)
+            throw FSError(EIO)
+        } catch {
+            report(id, file: file, offset: offset, "\(error)")
+            throw FSError(EIO)
+        }
+    }
+
+    /// One log line per damaged chunk: which file, where, and what the store said (it names the pack).
+    func report(_ id: BlobID, file: OpenFile, offset: Int64, _ message: String) {
+        let first = lock.withLock { reported.insert(id).inserted }
+        if first { log("\(file.path): read error at offset \(offset): \(message)") }
+    }
+}
+
+/// Open file handles, by number.
+final class OpenFiles: @unchecked Sendable {
+    private var files: [UInt64: OpenFile] = [:]
+    private var next: UInt64 = 1
+    private let lock = Mutex()
+
+    func open(_ f: OpenFile) -> UInt64 {
+        lock.withLock { defer { next += 1 }; files[next] = f; return next }
+    }
+    func get(_ h: UInt64) -> OpenFile? { lock.withLock { files[h] } }
+    func close(_ h: UInt64) { lock.withLock { files[h] = nil } }
+}
+
+/// Loads chunks ahead of a sequential reader on its own threads (never Swift's cooperative pool),
+/// warming the repository's decrypted-chunk cache.
+final class Prefetcher: @unchecked Sendable {
+    let depth: Int
+    private let repo: Repository
+    private let cond = Condition()
+    private var queue: [BlobID] = []
+    private var queued = Set<BlobID>()
+    private var loading = Set<BlobID>()
+    private var stopping = false
+    private var threads: [pthread_t] = []
+
+    init(repository: Repository, threads count: Int, depth: Int) {
+        repo = repository
+        self.depth = depth
+        for _ in 0..<count { threads.append(PThread.start { [unowned self] in self.work() }) }
+    }
+
+    func enqueue(_ ids: [BlobID]) {
+        guard !ids.isEmpty else { return }
+        cond.withLock {
+            for id in ids where !queued.contains(id) && !loading.contains(id) && !repo.isCached(id) {
+                queue.append(id)
+                queued.insert(id)
+            }
+            if queue.count > 4 * depth {   // a reader that jumped: drop stale work
+                let drop = queue.count - 4 * depth
+                for id in queue.prefix(drop) { queued.remove(id) }
+                queue.removeFirst(drop)
+            }
+            cond.broadcast()
+        }
+    }
+
+    /// Blocks while a prefetch thread is loading `id` (so the reader then hits the cache).
+    func waitIfLoading(_ id: BlobID) {
+        cond.withLock { while loading.contains(id) { cond.wait() } }
+    }
+
+    func stop() {
+        cond.withLock { stopping = true; cond.broadcast() }
+        for t in threads { pthread_join(t, nil) }
+        threads.removeAll()
+    }
+
+    private func work() {
+        while true {
+            let id: BlobID? = cond.withLock {
+                while queue.isEmpty && !stopping { cond.wait() }
+                if stopping { return nil }
+                let id = queue.removeFirst()
+                queued.remove(id)
+                loading.insert(id)
+                return id
+            }
+            guard let id else { return }
+            _ = try? repo.loadBlob(id, type: .data)
+            cond.withLock { loading.remove(id); cond.broadcast() }
+        }
+    }
+}
+
+/// Starts a detached-by-join pthread running `body`.
+enum PThread {
+    private final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+    static func start(_ body: @escaping () -> Void) -> pthread_t {
+        var t = pthread_t()
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let rc = pthread_create(&t, nil, { arg in
+            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        return t
+    }
+}
