@@ -14,7 +14,7 @@ public enum MountPoint {
         var cleared = false
         do {
             _ = try Posix.lstat(path)
-        } catch let e as PosixError where e.errno == ENOTCONN {
+        } catch let e as PosixError where e.errno == ENOTCONN || e.errno == ECONNABORTED {
             try detachStale(path)
             cleared = true
         } catch let e as PosixError where e.errno == ENOENT {

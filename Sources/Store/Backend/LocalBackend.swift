@@ -65,6 +65,7 @@ public final class LocalBackend: Backend, @unchecked Sendable {
     public func stat(_ name: ObjectName) throws -> ObjectInfo {
         do {
             let st = try Posix.lstat(path(name))
+            guard st.kind == .file else { throw BackendError.notFound(name, location: location) }
             return ObjectInfo(name: name, size: st.size)
         } catch let e as PosixError {
             if e.errno == ENOENT || e.errno == ENOTDIR { throw BackendError.notFound(name, location: location) }
@@ -87,6 +88,8 @@ public final class LocalBackend: Backend, @unchecked Sendable {
         for d in dirs {
             for entry in try readDir(d) {
                 guard let id = String(validating: entry, as: UTF8.self), ObjectName.isValid(kind, id) else { continue }
+                // A pack is only where get() looks for it: data/<first two hex digits>/<id>.
+                if kind == .packs && id.prefix(2) != String(decoding: d.lastComponent, as: UTF8.self) { continue }
                 let name = try ObjectName(kind, id)
                 guard let st = try? Posix.lstat(d.appending(entry)), st.kind == .file else { continue }
                 out.append(ObjectInfo(name: name, size: st.size))

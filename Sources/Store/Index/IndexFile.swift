@@ -24,7 +24,8 @@ public struct IndexFile: Sendable {
         w.u8(1)
         w.varint(UInt64(packs.count))
         for p in packs {
-            w.raw(Hex.decode(p.id)!)
+            guard let id = Hex.decode(p.id), id.count == 32 else { preconditionFailure("pack id \(p.id) is not 32 hex bytes") }
+            w.raw(id)
             w.varint(UInt64(p.entries.count))
             for e in p.entries {
                 w.u8(e.type.rawValue)

@@ -24,7 +24,9 @@ public struct KDFParameters: Codable, Sendable, Equatable {
         guard name == "scrypt", let s = Data(base64Encoded: salt) else {
             throw StoreError(.unsupported, "key slot uses unsupported KDF \(name)")
         }
-        guard n >= 2, n & (n - 1) == 0, n <= 1 << 24, r >= 1, r <= 32, p >= 1, p <= 16 else {
+        // At most 2 GiB of scrypt memory (128·r·N) and 64× that much work: a hostile slot cannot exhaust the host.
+        guard n >= 2, n & (n - 1) == 0, n <= 1 << 24, r >= 1, r <= 32, p >= 1, p <= 16,
+              128 * r * n <= 2 << 30, 128 * r * n * p <= 64 << 30 else {
             throw StoreError(.corrupt, "key slot has implausible scrypt parameters N=\(n) r=\(r) p=\(p)")
         }
         return try Scrypt.deriveKey(password: passphrase, salt: Array(s), n: n, r: r, p: p, length: 32)

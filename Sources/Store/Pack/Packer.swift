@@ -47,6 +47,10 @@ public final class Packer: @unchecked Sendable {
             }
             let p = current!
             do { try envelope.withUnsafeBytes { try p.file.write($0) } } catch let e as PosixError {
+                // Part of the envelope may be on disk: this pack can never be sealed consistently.
+                // Drop it (its staged file is removed by abandon()); later blobs start a new pack.
+                p.file.close()
+                current = nil
                 throw StoreError(.io, e.description)
             }
             envelope.withUnsafeBytes { p.hasher.update($0) }

@@ -67,12 +67,20 @@ public final class Repository: @unchecked Sendable {
                             cacheBytes: Int = 32 << 20) throws -> Repository {
         let config = try readConfig(backend)
         var master: SecretBytes?
+        var damaged: [String] = []
         for info in try backend.list(.keys) {
-            let slot = try KeyFile.decode(try backend.get(info.name), name: info.name.description)
+            // A damaged slot must not lock everyone out: skip it, and say so only if nothing opens.
+            guard let slot = try? KeyFile.decode(try backend.get(info.name), name: info.name.description) else {
+                damaged.append(info.name.description)
+                continue
+            }
             guard slot.repository == config.id else { continue }
             if let m = try slot.unlock(passphrase) { master = m; break }
         }
         guard let master else {
+            if !damaged.isEmpty {
+                throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it; unreadable slots: \(damaged.joined(separator: ", ")))")
+            }
             throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it)")
         }
         let keys = try RepositoryKeys(master: master, repositoryID: config.idBytes)

@@ -55,14 +55,21 @@ public struct Timestamp: Comparable, Sendable, Hashable {
             for i in r { guard (48...57).contains(u[i]) else { return nil }; v = v * 10 + Int(u[i] - 48) }
             return v
         }
+        guard u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"), u[10] == UInt8(ascii: "T"),
+              u[13] == UInt8(ascii: ":"), u[16] == UInt8(ascii: ":") else { return nil }
         guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10),
-              let h = num(11..<13), let mi = num(14..<16), let se = num(17..<19) else { return nil }
+              let h = num(11..<13), let mi = num(14..<16), let se = num(17..<19),
+              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 61 else { return nil }
         var ns = 0
-        if u[19] == UInt8(ascii: ".") {
+        if u.count == 20 {
+            // "…:SSZ"
+        } else if u[19] == UInt8(ascii: ".") {
             let digits = u.count - 21
             guard digits > 0, digits <= 9, let f = num(20..<(u.count - 1)) else { return nil }
             ns = f
             for _ in digits..<9 { ns *= 10 }
+        } else {
+            return nil
         }
         var t = tm()
         t.tm_year = Int32(y - 1900); t.tm_mon = Int32(mo - 1); t.tm_mday = Int32(d)

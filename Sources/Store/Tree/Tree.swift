@@ -118,7 +118,7 @@ public struct Tree: Sendable, Equatable {
             case .gid: n.gid = try u32()
             case .user: n.user = String(decoding: try v.raw(v.remaining), as: UTF8.self)
             case .group: n.group = String(decoding: try v.raw(v.remaining), as: UTF8.self)
-            case .size: n.size = Int64(bitPattern: try v.varint())
+            case .size: n.size = Int64(try v.int(max: Int.max))
             case .mtime: n.mtime = try time()
             case .atime: n.atime = try time()
             case .ctime: n.ctime = try time()

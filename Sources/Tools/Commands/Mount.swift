@@ -56,8 +56,9 @@ struct Mount: ParsableCommand {
                 FileHandleOut.stdout.write("ready\n")
                 setsid()
                 let null = open("/dev/null", O_RDWR)
-                dup2(null, 0); dup2(null, 1)
-                if log == nil { dup2(null, 2) }
+                // All inherited stdio goes: a caller reading our output to EOF must not wait for the daemon.
+                dup2(null, 0); dup2(null, 1); dup2(null, 2)
+                if null > 2 { close(null) }
             } else {
                 Console.print("mounted \(repo.location) at \(point) (read-only); unmount with 'fusermount3 -u \(point)' or Ctrl-C")
             }

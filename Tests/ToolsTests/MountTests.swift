@@ -1,0 +1,225 @@
+import XCTest
+import Foundation
+import Glibc
+@testable import Store
+
+/// Real FUSE mounts of real repositories: compared against the source with diff, a metadata
+/// walk, cp -a and rsync; writes refused; damage gives EIO on exactly the affected file.
+final class MountTests: CofferTestCase {
+    var mountpoint: RawPath { work.appending("mnt") }
+    var mounted = false
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        guard access("/dev/fuse", R_OK | W_OK) == 0 else { throw XCTSkip("/dev/fuse is not usable here") }
+        try Posix.makeDirectory(mountpoint, permissions: 0o755)
+    }
+
+    override func tearDownWithError() throws {
+        if mounted { _ = try? run("/bin/fusermount3", ["-u", "-z", mountpoint.description]) }
+        try super.tearDownWithError()
+    }
+
+    func mount(_ extra: [String] = []) throws {
+        try ok(["mount", "--daemon", "--log", work.appending("mount.log").description] + extra + [mountpoint.description])
+        mounted = true
+    }
+
+    func unmount() throws {
+        let r = try run("/bin/fusermount3", ["-u", mountpoint.description])
+        XCTAssertEqual(r.code, 0, r.stderr)
+        mounted = false
+    }
+
+    /// The source tree as seen through the mount's newest snapshot.
+    func inMount(_ src: RawPath, _ dir: String = "snapshots/latest") -> RawPath {
+        RawPath(bytes: mountpoint.appending(dir).bytes + src.bytes)
+    }
+
+    func testMountShowsEverySnapshotWithExactMetadata() throws {
+        let src = work.appending("src")
+        try makeFixture(at: src)
+        try initRepository()
+        try ok(["backup", "--host", "web1", "--tag", "nightly", src.description])
+        try mount()
+
+        // Layout
+        XCTAssertEqual(try Posix.readDirectory(mountpoint).map { String(decoding: $0, as: UTF8.self) }, ["hosts", "ids", "snapshots", "tags"])
+        let snaps = try Posix.readDirectory(mountpoint.appending("snapshots")).map { String(decoding: $0, as: UTF8.self) }
+        XCTAssertEqual(snaps.count, 2)
+        XCTAssertTrue(snaps.contains("latest"))
+        XCTAssertEqual(String(decoding: try Posix.readLink(mountpoint.appending("snapshots").appending("latest")), as: UTF8.self),
+                       snaps.first { $0 != "latest" })
+        XCTAssertNotNil(try? Posix.lstat(inMount(src, "hosts/web1/latest")))
+        XCTAssertNotNil(try? Posix.lstat(inMount(src, "tags/nightly/latest")))
+        let id = try snapshotIDs()[0]
+        XCTAssertNotNil(try? Posix.lstat(inMount(src, "ids/" + String(id.prefix(8)))))
+
+        // Content and metadata: mode, owner, times with ns, xattrs/ACLs, symlinks, devices, hardlinks (same st_ino)
+        var opts = TreeCompare.Options()
+        opts.compareHoles = false   // FUSE reports no SEEK_HOLE; holes read back as zeros (content compared)
+        XCTAssertEqual(TreeCompare.differences(src, inMount(src), options: opts), [])
+
+        let diff = try run("/usr/bin/diff", ["-r", src.appending("etc").description, inMount(src).appending("etc").description])
+        XCTAssertEqual(diff.code, 0, diff.stdout + diff.stderr)
+
+        // rsync sees nothing to transfer, including ACLs, xattrs and hardlinks
+        let rs = try run("/usr/bin/rsync", ["-aHAXn", "--checksum", "--itemize-changes",
+                                            src.description + "/", inMount(src).description + "/"])
+        XCTAssertEqual(rs.code, 0, rs.stderr)
+        XCTAssertEqual(rs.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "", "rsync found differences")
+
+        // cp -a out of the mount reproduces the tree
+        let copy = work.appending("copy")
+        let cp = try run("/bin/cp", ["-a", inMount(src).description, copy.description])
+        XCTAssertEqual(cp.code, 0, cp.stderr)
+        XCTAssertEqual(TreeCompare.differences(src, copy, options: opts).filter { !$0.contains("atime") }, [])
+
+        // stat of a sparse file: size, and blocks that count only data
+        let sparse = try Posix.lstat(inMount(src).appending("home").appending("ann").appending("sparse.img"))
+        XCTAssertEqual(sparse.size, 10 << 20)
+        XCTAssertEqual(sparse.blocks, 8)
+    }
+
+    func testWritesAreRefusedWithEROFS() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        try writeFile(src.appending("file"), "data\n")
+        try initRepository()
+        try ok(["backup", src.description])
+        try mount()
+        let inside = inMount(src)
+        func expectEROFS(_ what: String, _ rc: Int32, file: StaticString = #filePath, line: UInt = #line) {
+            let e = errno
+            XCTAssertEqual(rc, -1, what, file: file, line: line)
+            XCTAssertEqual(e, EROFS, "\(what): errno \(e)", file: file, line: line)
+        }
+        expectEROFS("open for writing", inside.appending("file").withCString { open($0, O_WRONLY) })
+        expectEROFS("create", inside.appending("new").withCString { open($0, O_WRONLY | O_CREAT, 0o644) })
+        expectEROFS("unlink", inside.appending("file").withCString { unlink($0) })
+        expectEROFS("mkdir", inside.appending("dir").withCString { mkdir($0, 0o755) })
+        expectEROFS("chmod", inside.appending("file").withCString { chmod($0, 0o600) })
+        expectEROFS("rename", inside.appending("file").withCString { a in inside.appending("g").withCString { rename(a, $0) } })
+        XCTAssertThrowsError(try Posix.setExtendedAttribute(inside.appending("file"), name: Array("user.x".utf8), value: [1])) {
+            XCTAssertEqual(($0 as? PosixError)?.errno, EROFS, "setxattr")
+        }
+        expectEROFS("symlink", inside.appending("l").withCString { symlink("file", $0) })
+        var st = statvfs()
+        XCTAssertEqual(mountpoint.withCString { statvfs($0, &st) }, 0)
+        XCTAssertGreaterThan(st.f_blocks, 0)
+        XCTAssertNotEqual(st.f_flag & UInt(ST_RDONLY), 0)
+    }
+
+    func testDamagedChunkGivesEIOOnlyForTheAffectedFile() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        for (i, size) in [(1, 2 << 20), (2, 3 << 20), (3, 2 << 20)] {
+            try writeBytes(src.appending("f\(i)"), randomBytes(size, seed: UInt64(100 + i)))
+        }
+        try initRepository()
+        try ok(["backup", src.description])
+        // Flip one byte in the middle of the (only) pack: it lands inside one file's chunk.
+        let packs = try findPacks()
+        XCTAssertEqual(packs.count, 1)
+        let size = try Posix.lstat(packs[0]).size
+        try flipByte(packs[0], at: size / 2)
+        try mount()
+        var failed: [String] = []
+        for i in 1...3 {
+            let p = inMount(src).appending("f\(i)")
+            do {
+                let got = try TreeCompare.readAll(p)
+                XCTAssertEqual(got, try TreeCompare.readAll(src.appending("f\(i)")), "f\(i) read back wrong bytes")
+            } catch let e as PosixError {
+                XCTAssertEqual(e.errno, EIO, "f\(i): \(e)")
+                failed.append("f\(i)")
+            }
+        }
+        XCTAssertEqual(failed.count, 1, "exactly one file is damaged: \(failed)")
+        // The rest of the filesystem keeps working, and the log names file and pack.
+        XCTAssertNotNil(try? Posix.readDirectory(mountpoint.appending("snapshots")))
+        let log = String(decoding: try TreeCompare.readAll(work.appending("mount.log")), as: UTF8.self)
+        XCTAssertTrue(log.contains(failed.first ?? "?"), log)
+        let packName = String(decoding: packs[0].lastComponent.prefix(12), as: UTF8.self)
+        XCTAssertTrue(log.contains(packName), "log names the pack \(packName): \(log)")
+    }
+
+    func testSnapshotAddedWhileMountedAppears() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        try writeFile(src.appending("a"), "one\n")
+        try initRepository()
+        try ok(["backup", "--host", "h1", src.description])
+        try mount()
+        XCTAssertEqual(try Posix.readDirectory(mountpoint.appending("snapshots")).count, 2)
+        try writeFile(src.appending("a"), "two\n")
+        try ok(["backup", "--host", "h2", src.description])
+        let deadline = Monotonic.now() + 20
+        var count = 0
+        while Monotonic.now() < deadline {
+            count = (try? Posix.readDirectory(mountpoint.appending("snapshots")).count) ?? 0
+            if count == 3 { break }
+            usleep(50_000)   // polling interval while waiting for the kernel's 1 s entry timeout
+        }
+        XCTAssertEqual(count, 3, "the new snapshot shows up in /snapshots")
+        XCTAssertNotNil(try? Posix.lstat(mountpoint.appending("hosts").appending("h2")))
+        let latest = try TreeCompare.readAll(inMount(src, "hosts/h2/latest").appending("a"))
+        XCTAssertEqual(String(decoding: latest, as: UTF8.self), "two\n")
+    }
+
+    func testMountpointErrors() throws {
+        try initRepository()
+        let missing = try coffer(["mount", work.appending("nope").description])
+        XCTAssertNotEqual(missing.code, 0)
+        XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
+        try writeFile(mountpoint.appending("x"), "x")
+        let notEmpty = try coffer(["mount", mountpoint.description])
+        XCTAssertNotEqual(notEmpty.code, 0)
+        XCTAssertTrue(notEmpty.stderr.contains("not empty"), notEmpty.stderr)
+        try Posix.remove(mountpoint.appending("x"))
+        try mount()
+        let busy = try coffer(["mount", mountpoint.description])
+        XCTAssertNotEqual(busy.code, 0)
+        XCTAssertTrue(busy.stderr.contains("already mounted"), busy.stderr)
+    }
+
+    func testStaleMountOfKilledDaemonIsCleared() throws {
+        try initRepository()
+        try mount()
+        // kill -9 the daemon: the mountpoint is left as a dead FUSE mount (ENOTCONN)
+        let pids = try run("/usr/bin/pgrep", ["-f", "coffer mount .*\(mountpoint.description)"]).stdout
+            .split(separator: "\n").compactMap { Int32($0) }
+        XCTAssertFalse(pids.isEmpty)
+        for p in pids { kill(p, SIGKILL) }
+        let deadline = Monotonic.now() + 10
+        var stale = false
+        while Monotonic.now() < deadline {
+            do { _ = try Posix.lstat(mountpoint) } catch let e as PosixError where e.errno == ENOTCONN || e.errno == ECONNABORTED { stale = true; break }
+            usleep(20_000)
+        }
+        XCTAssertTrue(stale, "a killed daemon leaves a dead mount (ENOTCONN or ECONNABORTED)")
+        let r = try coffer(["mount", "--daemon", mountpoint.description])
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("stale"), r.stderr)
+        XCTAssertNotNil(try? Posix.readDirectory(mountpoint.appending("snapshots")))
+    }
+
+    func findPacks() throws -> [RawPath] {
+        var out: [RawPath] = []
+        let data = repo.appending("data")
+        for d in try Posix.readDirectory(data) {
+            for f in try Posix.readDirectory(data.appending(d)) { out.append(data.appending(d).appending(f)) }
+        }
+        return out
+    }
+
+    func flipByte(_ path: RawPath, at offset: Int64) throws {
+        let fd = path.withCString { open($0, O_RDWR) }
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var b: UInt8 = 0
+        XCTAssertEqual(pread(fd, &b, 1, off_t(offset)), 1)
+        b ^= 0x40
+        XCTAssertEqual(pwrite(fd, &b, 1, off_t(offset)), 1)
+    }
+}
