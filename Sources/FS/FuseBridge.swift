@@ -179,7 +179,43 @@ fileprivate func fillOperations(_ o: UnsafeMutablePointer<fuse_lowlevel_ops>) {
             fuse_reply_buf(req, buf, used)
         }
     }
-    o.pointee.releasedir = { req, _, fi in
+    o.pointee.readdirplus = { req, dirIno, size, off, fi in
+    fuseReply(req) { (s) throws(FSError) in
+        guard let list = s.dirs.get(fi!.pointee.fh) else { throw FSError(EBADF) }
+        var buf = [CChar](repeating: 0, count: size)
+        var used = 0
+        var i = Int(off)
+        while i < list.count {
+            var e = fuse_entry_param()
+            var looked: UInt64 = 0
+            let n = (list[i].name + [0]).map { CChar(bitPattern: $0) }
+            if list[i].name == [0x2e] || list[i].name == [0x2e, 0x2e] {
+                // "." and "..": no lookup reference is taken for these.
+                e.attr.st_ino = UInt(list[i].ino)
+                e.attr.st_mode = list[i].mode
+            } else {
+                guard let r = try? s.fs.lookup(parent: dirIno, name: list[i].name) else { i += 1; continue }
+                looked = r.id
+                e.ino = r.id
+                e.generation = 1
+                e.attr = fuseStat(r.attr)
+                e.attr_timeout = r.timeout
+                e.entry_timeout = r.timeout
+            }
+            let need = buf.withUnsafeMutableBufferPointer { b in
+                fuse_add_direntry_plus(req, b.baseAddress! + used, size - used, n, &e, off_t(i + 1))
+            }
+            if need > size - used {
+                if looked != 0 { s.fs.forget(looked, count: 1) }   // not sent: give the reference back
+                break
+            }
+            used += need
+            i += 1
+        }
+        fuse_reply_buf(req, buf, used)
+    }
+}
+o.pointee.releasedir = { req, _, fi in
         fuseSession(req).dirs.close(fi!.pointee.fh)
         fuse_reply_err(req, 0)
     }

@@ -147,6 +147,15 @@ public final class MountFS: @unchecked Sendable {
         }
     }
 
+    /// True for snapshot content (whose listings the kernel may cache for good).
+    public func isImmutable(_ id: UInt64) -> Bool {
+        guard let e = lock.withLock({ entries[id] }) else { return false }
+        switch e.kind {
+        case .snapshotRoot, .node: return true
+        case .virtual, .symlink: return false
+        }
+    }
+
     func timeout(_ e: Entry) -> Double {
         switch e.kind {
         case .virtual, .symlink: return MountFS.virtualTimeout

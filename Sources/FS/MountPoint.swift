@@ -48,20 +48,41 @@ public enum MountPoint {
         guard status == 0 else { throw StoreError(.io, "\(path): stale mount found and could not be detached") }
     }
 
+    /// Raises the kernel readahead of the mount at `path` (FUSE caps it at the bdi default of
+    /// 128 KiB, whatever the filesystem asks for). Best effort: needs root; failures are ignored.
+    public static func setReadahead(_ path: RawPath, kilobytes: Int) {
+        guard let device = deviceNumber(path) else { return }
+        let file = "/sys/class/bdi/\(device)/read_ahead_kb"
+        let fd = open(file, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let text = "\(kilobytes)\n"
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    /// "major:minor" of the filesystem mounted at `path`, from /proc/self/mountinfo.
+    static func deviceNumber(_ path: RawPath) -> String? {
+        mountinfoFields(path).map { String($0[2]) }
+    }
+
     /// True when `path` is listed as a mountpoint in /proc/self/mountinfo.
-    public static func isMountPoint(_ path: RawPath) -> Bool {
-        guard let f = fopen("/proc/self/mountinfo", "r") else { return false }
+    public static func isMountPoint(_ path: RawPath) -> Bool { mountinfoFields(path) != nil }
+
+    /// The last mountinfo line whose mountpoint is `path`, split in fields.
+    static func mountinfoFields(_ path: RawPath) -> [Substring]? {
+        guard let f = fopen("/proc/self/mountinfo", "r") else { return nil }
         defer { fclose(f) }
         let want = path.normalizedAbsolute().bytes
         var line: UnsafeMutablePointer<CChar>?
         var cap = 0
         defer { free(line) }
+        var found: [Substring]?
         while getline(&line, &cap, f) > 0 {
             let fields = String(cString: line!).split(separator: " ")
             guard fields.count > 4 else { continue }
-            if unescapeMountinfo(String(fields[4])) == want { return true }
+            if unescapeMountinfo(String(fields[4])) == want { found = fields }
         }
-        return false
+        return found
     }
 
     /// mountinfo escapes space, tab, newline and backslash as \ooo.

@@ -51,6 +51,7 @@ struct Mount: ParsableCommand {
             var options = ["ro", "fsname=coffer", "subtype=coffer", "default_permissions"]
             if geteuid() == 0 { options.append("allow_other") }
             let session = try FuseSession(fs: fs, mountpoint: point.description, options: options)
+            MountPoint.setReadahead(point, kilobytes: 4096)
             if ProcessInfo.processInfo.environment["COFFER_MOUNT_NOTIFY"] != nil {
                 // Tell the waiting parent we are ready, then detach from its terminal.
                 FileHandleOut.stdout.write("ready\n")
