@@ -42,7 +42,7 @@ let package = Package(
 
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"], path: "Tests/CryptoTests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Crypto"], path: "Tests/StoreTests",
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Crypto", "FS"], path: "Tests/StoreTests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "ToolsTests", dependencies: ["Store"], path: "Tests/ToolsTests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),

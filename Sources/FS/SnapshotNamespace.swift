@@ -31,15 +31,19 @@ public struct SnapshotNamespace: Sendable {
         }
         byHost = hosts.mapValues(SnapshotNamespace.timeNames)
         byTag = tags.mapValues(SnapshotNamespace.timeNames)
-        var ids: [Entry] = []
-        for r in sorted {
-            var len = 8
-            while len < r.id.count && sorted.contains(where: { $0.id != r.id && $0.id.hasPrefix(String(r.id.prefix(len))) }) {
-                len += 2
+        // Shortest unique prefix (at least 8): with ids sorted, only neighbours can share a prefix.
+        let ids = sorted.map(\.id).sorted()
+        var length: [String: Int] = [:]
+        for (i, id) in ids.enumerated() {
+            var need = 8
+            for j in [i - 1, i + 1] where j >= 0 && j < ids.count {
+                let common = zip(id.utf8, ids[j].utf8).prefix { $0 == $1 }.count
+                need = max(need, min(id.count, common + 1))
             }
-            ids.append(Entry(name: String(r.id.prefix(len)), snapshotID: r.id))
+            length[id] = need
         }
-        byID = ids
+        let entries = sorted.map { Entry(name: String($0.id.prefix(length[$0.id] ?? 8)), snapshotID: $0.id) }
+        byID = entries
     }
 
     /// Time names with collision suffixes; input sorted oldest first.
