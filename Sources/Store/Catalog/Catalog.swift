@@ -185,6 +185,16 @@ public final class Catalog: @unchecked Sendable {
         }
     }
 
+    /// Ids of the blobs the index places in one pack.
+    public func blobs(inPack pack: String) throws -> [BlobID] {
+        try lock.withLock {
+            var out: [BlobID] = []
+            try statement("SELECT b.id FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.hash = ?")
+                .forEachRow([.text(pack)]) { out.append(BlobID(bytes: $0.blob(0))) }
+            return out
+        }
+    }
+
     public var blobCount: Int {
         (try? lock.withLock { () -> Int in
             var n = 0

@@ -1,4 +1,5 @@
 import Crypto
+import Glibc
 
 /// Verifies a repository from the repository alone (never trusting the local catalog):
 /// - every index file decrypts and every pack it names exists and is large enough;
@@ -21,7 +22,10 @@ public final class Checker {
 
     private let repo: Repository
     private var report = Report()
-    private var index: [BlobID: BlobLocation] = [:]
+    /// The repository's index, read afresh into a temporary SQLite file (not the cached
+    /// catalog, and not RAM: memory stays bounded whatever the repository size).
+    private var index: Catalog!
+    private var indexPath = ""
     private var damagedBlobs: [BlobID: String] = [:]     // blob -> pack it was found damaged in
     private var checkedTrees = Set<BlobID>()
     public var onProgress: ((String) -> Void)?
@@ -30,25 +34,28 @@ public final class Checker {
 
     public func run(readData: Bool) throws -> Report {
         let backend = repo.backend
+        indexPath = RawPath(repo.catalog.path).parent.appending("check-\(getpid()).sqlite").description
+        try? Posix.remove(RawPath(indexPath))
+        index = try Catalog(path: indexPath, repositoryID: repo.config.id)
+        defer {
+            index = nil
+            for suffix in ["", "-wal", "-shm"] { try? Posix.remove(RawPath(indexPath + suffix)) }
+        }
         // 1. Index files, straight from the repository.
-        var indexedPacks: [String: Int] = [:]       // pack -> end of its last blob
         for info in try backend.list(.index) {
             do {
                 let plain = try repo.opener.open(try backend.get(info.name), context: EnvelopeContext.index, what: "\(info.name)")
                 let file = try IndexFile.decode(plain, what: "\(info.name)")
-                for p in file.packs {
-                    for e in p.entries {
-                        index[e.id] = BlobLocation(type: e.type, pack: p.id, offset: e.offset, length: e.length, rawLength: e.rawLength)
-                        indexedPacks[p.id] = max(indexedPacks[p.id] ?? 0, e.offset + e.length)
-                    }
-                }
+                try index.addIndex(name: info.name.id, file: file, fileCache: [])
             } catch let e as StoreError {
                 report.errors.append("index \(info.name.id.prefix(12)): \(e.message)")
             } catch {
                 report.errors.append("index \(info.name.id.prefix(12)): \(error)")
             }
         }
-        report.blobs = index.count
+        report.blobs = index.blobCount
+        var indexedPacks: [String: Int] = [:]       // pack -> end of its last blob
+        for p in try index.packs() { indexedPacks[p.id] = p.end }
         // 2. Packs exist, are big enough; packs nobody indexes are leftovers of interrupted backups.
         let packs = try backend.list(.packs)
         var sizes: [String: Int64] = [:]
@@ -97,7 +104,7 @@ public final class Checker {
     }
 
     private func markPackDamaged(_ pack: String) {
-        for (id, loc) in index where loc.pack == pack { damagedBlobs[id] = pack }
+        for id in (try? index.blobs(inPack: pack)) ?? [] { damagedBlobs[id] = pack }
     }
 
     private func verifyPack(_ info: ObjectInfo) {
@@ -156,7 +163,7 @@ public final class Checker {
             report.errors.append("snapshot \(snapshot): directory \(describe(path)) is damaged (pack \(pack.prefix(12)))")
             return
         }
-        guard let loc = index[id] else {
+        guard let loc = try? index.lookup(id) else {
             report.errors.append("snapshot \(snapshot): directory \(describe(path)): tree \(id.shortHex) missing from the index")
             return
         }
@@ -181,7 +188,7 @@ public final class Checker {
                     if let pack = damagedBlobs[cid] {
                         report.errors.append("snapshot \(snapshot): file \(describe(p)) is damaged (pack \(pack.prefix(12)))")
                         reported = true
-                    } else if index[cid] == nil {
+                    } else if (try? index.contains(cid)) != true {
                         report.errors.append("snapshot \(snapshot): file \(describe(p)): chunk \(cid.shortHex) missing from the index")
                         reported = true
                     }
