@@ -182,18 +182,3 @@ final class Prefetcher: @unchecked Sendable {
         }
     }
 }
-
-/// Starts a detached-by-join pthread running `body`.
-enum PThread {
-    private final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
-    static func start(_ body: @escaping () -> Void) -> pthread_t {
-        var t = pthread_t()
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        let rc = pthread_create(&t, nil, { arg in
-            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
-            return nil
-        }, box)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        return t
-    }
-}

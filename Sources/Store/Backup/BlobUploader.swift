@@ -33,7 +33,7 @@ final class BlobUploader: @unchecked Sendable {
         self.maxInFlight = maxInFlight
         self.level = compressionLevel
         for _ in 0..<max(1, workers) {
-            threads.append(Thread.start { [unowned self] in self.work() })
+            threads.append(PThread.start { [unowned self] in self.work() })
         }
     }
 
@@ -113,16 +113,16 @@ final class BlobUploader: @unchecked Sendable {
     }
 }
 
-/// Minimal pthread launcher for our own worker threads (kept off Swift's cooperative pool).
-enum Thread {
+/// Starts a pthread running `body` (our own threads, kept off Swift's cooperative pool);
+/// the caller joins it.
+public enum PThread {
     private final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
 
-    static func start(_ body: @escaping () -> Void) -> pthread_t {
+    public static func start(_ body: @escaping () -> Void) -> pthread_t {
         var t = pthread_t()
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         let rc = pthread_create(&t, nil, { arg in
-            let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            b.body()
+            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
             return nil
         }, box)
         precondition(rc == 0, "pthread_create failed: \(rc)")

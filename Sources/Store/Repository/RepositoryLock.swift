@@ -46,7 +46,7 @@ public final class RepositoryLock: @unchecked Sendable {
             throw error
         }
         let lock = RepositoryLock(repo: repo, exclusive: exclusive, name: name, sealer: sealer)
-        lock.refresher = Thread.start { [weak lock] in lock?.refreshLoop() }
+        lock.refresher = PThread.start { [weak lock] in lock?.refreshLoop() }
         return lock
     }
 

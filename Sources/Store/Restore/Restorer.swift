@@ -55,7 +55,7 @@ public final class Restorer {
             throw StoreError(.io, "cannot create target: \(e)")
         }
         var threads: [pthread_t] = []
-        for _ in 0..<max(1, options.workers) { threads.append(Thread.start { [unowned self] in self.work() }) }
+        for _ in 0..<max(1, options.workers) { threads.append(PThread.start { [unowned self] in self.work() }) }
         var walkError: Error?
         do { try walk(tree: root, snapshotPath: [], target: target) } catch { walkError = error }
         cond.withLock { closed = true; cond.broadcast() }
