@@ -33,7 +33,7 @@ def ratio_text(c, r, kind):
     """coffer value c vs restic value r."""
     if c is None or r is None or c <= 0 or r <= 0:
         return "-"
-    if kind == "time":          # lower is better
+    if kind in ("time", "ms"):  # lower is better
         x = r / c
     elif kind == "rate":        # higher is better
         x = c / r
@@ -65,6 +65,22 @@ def main():
         rss = [x for x in rss if x is not None]
         if rss and "failed" not in d:
             d["max_backup_rss"] = max(rss)
+        # mount phase
+        ts = num(d, "m_tar_s")
+        if ts:
+            d["m_tar_rate"] = tree_bytes / MiB / ts
+            d["m_tar_fps"] = int(meta["tree_files"]) / ts
+            if d.get("r_rate"):
+                d["m_tar_pct"] = 100.0 * d["m_tar_rate"] / d["r_rate"]
+        ls_ = num(d, "m_large_s")
+        if ls_ and "large_bytes" in meta:
+            d["m_large_rate"] = int(meta["large_bytes"]) / MiB / ls_
+        ss = num(d, "m_small_s")
+        if ss and num(d, "m_small_n"):
+            d["m_small_fps"] = num(d, "m_small_n") / ss
+        if "m_find_n" in d and "find_expect" in meta:
+            n, want = int(d["m_find_n"]), int(meta["find_expect"])
+            d["m_find_check"] = ("ok (%d)" % n) if n == want else "**%d, expected %d**" % (n, want)
 
     rows = [
         ("First backup: wall time", "b1_s", "time"),
@@ -81,6 +97,23 @@ def main():
         ("Restore verified (diff -r)", "verify", "text"),
         ("Peak RSS across all backups", "max_backup_rss", "mem"),
     ]
+    mount_on = meta.get("mount", "0") == "1"
+    if mount_on:
+        large_mib = int(meta.get("large_bytes", "0")) / MiB
+        rows += [
+            ("Mount: start + `find` over the snapshot: wall time", "m_find_s", "time"),
+            ("Mount: entries listed by `find` (must equal %s)" % meta.get("find_expect", "?"),
+             "m_find_check", "text"),
+            ("Mount: whole-snapshot read (tar): MiB/s", "m_tar_rate", "rate"),
+            ("Mount: whole-snapshot read (tar): files/s", "m_tar_fps", "rate"),
+            ("Mount: whole-snapshot read as % of restore throughput", "m_tar_pct", "pct"),
+            ("Mount: cold read of one %.0f MiB file: MiB/s" % large_mib, "m_large_rate", "rate"),
+            ("Mount: %s random 4 KiB reads: reads/s" % meta.get("rand_n", "?"), "m_rand_rps", "rate"),
+            ("Mount: random 4 KiB reads: mean latency", "m_rand_ms", "ms"),
+            ("Mount: small files (< 64 KiB): files/s", "m_small_fps", "rate"),
+            ("Mount: daemon peak RSS (max VmHWM over the mounts)", "m_rss", "mem"),
+            ("Mount: data verified (big file + random reads)", "m_verify", "text"),
+        ]
     phase_of = {"b1_s": "backup1", "b1_rate": "backup1", "b1_rss": "backup1",
                 "b2_s": "backup2", "b2_rss": "backup2", "b3_s": "backup3",
                 "b3_rss": "backup3", "repo_bytes": "list", "r_s": "restore",
@@ -97,11 +130,17 @@ def main():
                 return "%.2f s" % float(v)
             if kind == "rate":
                 return "%.1f" % float(v)
+            if kind == "ms":
+                return "%.2f ms" % float(v)
+            if kind == "pct":
+                return "%.0f%%" % float(v)
             if kind == "mem":
                 return "%.0f MiB" % (float(v) / 1024)
             if kind == "size":
                 return "%.1f MiB" % (float(v) / MiB)
-            return "**MISMATCH**" if v == "MISMATCH" else v
+            if isinstance(v, str) and "MISMATCH" in v and not v.startswith("**"):
+                return "**%s**" % v
+            return v
         if "failed" in d:
             return "**FAILED**" if phase_of.get(key) == d["failed"] else "-"
         return "-"
@@ -142,6 +181,12 @@ def main():
     out.append("- Default settings for every tool, fresh repositories and fresh tool caches; "
                "page cache NOT dropped: all tools read the same warm cache. Harness run took %s s." %
                meta.get("total_s", "?"))
+    if mount_on:
+        out.append("- Mount rows: latest snapshot mounted read-only (coffer mount --daemon, restic mount, "
+                   "borg mount -f REPO::bench-3); every read test on a fresh mount (tool caches and the "
+                   "per-mount FUSE page cache cold, repository files warm in the OS page cache); "
+                   "big file: %s; small files: the %s files < 64 KiB." % (
+                       meta.get("large_rel", "?"), meta.get("small_expect", "?")))
     out.append("")
     out.append("| Metric | coffer | restic | borg | coffer vs restic |")
     out.append("|---|---:|---:|---:|---:|")
@@ -149,6 +194,17 @@ def main():
         cells = [fmt(t, key, kind) for t in TOOLS]
         ratio = ratio_text(num(res.get("coffer", {}), key), num(res.get("restic", {}), key), kind)
         out.append("| %s | %s | %s |" % (label, " | ".join(cells), ratio))
+    if mount_on:
+        notes = []
+        for t in TOOLS:
+            note = res.get(t, {}).get("m_note")
+            if note and t in meta.get("tools", "").split():
+                notes.append("- %s mount: %s" % (t, note))
+        if notes:
+            out.append("")
+            out.append("Mount phase notes:")
+            out.append("")
+            out.extend(notes)
     print("\n".join(out))
 
 

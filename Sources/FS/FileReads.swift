@@ -73,10 +73,11 @@ extension MountFS {
             pos = start + Int64(to)
             i += 1
         }
-        // Sequential reader: fetch the following chunks in the background.
+        // Sequential reader: fetch the following chunks in the background. The kernel sends
+        // readahead requests concurrently, so "near where the last read ended" counts.
         let sequential = lock.withLock { () -> Bool in
-            defer { f.nextSequential = end }
-            return offset == f.nextSequential
+            defer { f.nextSequential = max(f.nextSequential, end) }
+            return abs(offset - f.nextSequential) <= 8 << 20
         }
         if sequential {
             var ahead: [BlobID] = []

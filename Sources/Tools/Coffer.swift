@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Store
 
 @main
@@ -16,4 +17,9 @@ struct Coffer: ParsableCommand {
         version: version,
         subcommands: [Init.self, Backup.self, Snapshots.self, Ls.self, Restore.self, Check.self,
                       Mount.self, CatalogCommand.self, Unlock.self])
+
+    static func main() {
+        MemoryTuning.apply()
+        Self.main(nil)
+    }
 }

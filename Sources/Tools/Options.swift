@@ -53,7 +53,9 @@ struct RepositoryOptions: ParsableArguments {
         _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
         var pass = try passphrase()
         defer { for i in pass.indices { pass[i] = 0 } }
-        return try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory())
+        let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory())
+        for w in repo.warnings { Console.warn(w) }
+        return repo
     }
 }
 

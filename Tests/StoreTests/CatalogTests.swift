@@ -67,7 +67,7 @@ final class CatalogTests: XCTestCase {
         let again = try Repository.open(backend: repo.backend, passphrase: passphrase, cacheDirectory: cache)
         XCTAssertEqual(again.catalog.blobCount, 2)
         XCTAssertNotNil(try again.catalog.lookup(storeTestBlobID(2)))
-        XCTAssertFalse(try again.catalog.sync(backend: again.backend, opener: again.opener), "nothing vanished")
+        XCTAssertFalse(try again.catalog.sync(backend: again.backend, opener: again.opener).rebuilt, "nothing vanished")
     }
 
     // MARK: - Sync
@@ -79,18 +79,23 @@ final class CatalogTests: XCTestCase {
         let env = try sealer.seal(index(pack: 0x20, blobs: [5, 6]).encoded(), context: EnvelopeContext.index)
         try repo.backend.put(try ObjectName(.index, Hex.encode(SHA256Digest.of(env))), env)
         XCTAssertNil(try repo.catalog.lookup(storeTestBlobID(5)))
-        XCTAssertFalse(try repo.catalog.sync(backend: repo.backend, opener: repo.opener))
+        XCTAssertFalse(try repo.catalog.sync(backend: repo.backend, opener: repo.opener).rebuilt)
         XCTAssertEqual(try repo.catalog.lookup(storeTestBlobID(5))?.pack, String(repeating: "20", count: 32))
         XCTAssertEqual(repo.catalog.blobCount, 2)
     }
 
-    func testSyncRejectsAnIndexUnderTheWrongContext() throws {
+    func testSyncSkipsAnIndexUnderTheWrongContextWithAWarning() throws {
         let repo = try openNewRepository()
         let sealer = try Sealer(keys: repo.keys)
         let env = try sealer.seal(index(pack: 0x20, blobs: [5]).encoded(), context: EnvelopeContext.snapshot)
-        try repo.backend.put(try ObjectName(.index, Hex.encode(SHA256Digest.of(env))), env)
-        assertStoreError(.corrupt) { try repo.catalog.sync(backend: repo.backend, opener: repo.opener) }
-        XCTAssertNil(try repo.catalog.lookup(storeTestBlobID(5)))
+        let name = Hex.encode(SHA256Digest.of(env))
+        try repo.backend.put(try ObjectName(.index, name), env)
+        let result = try repo.catalog.sync(backend: repo.backend, opener: repo.opener)
+        XCTAssertEqual(result.warnings.count, 1)
+        XCTAssertTrue(result.warnings[0].contains(name), result.warnings[0])
+        XCTAssertNil(try repo.catalog.lookup(storeTestBlobID(5)), "a damaged index is not taken in")
+        // ...and not recorded as ingested: the next sync looks at it again.
+        XCTAssertEqual(try repo.catalog.sync(backend: repo.backend, opener: repo.opener).warnings.count, 1)
     }
 
     func testVanishedIndexFileTriggersARebuild() throws {
@@ -107,11 +112,11 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(second.count, 1)
         XCTAssertEqual(repo.catalog.blobCount, 4)
         XCTAssertEqual(try repo.catalog.fileCache(directory: Array("/home".utf8)).count, 1)
-        XCTAssertFalse(try repo.catalog.sync(backend: repo.backend, opener: repo.opener))
+        XCTAssertFalse(try repo.catalog.sync(backend: repo.backend, opener: repo.opener).rebuilt)
 
         // prune (or another repository at this path) removes an index file the catalog has ingested.
         try repo.backend.delete(try ObjectName(.index, first.first!))
-        XCTAssertTrue(try repo.catalog.sync(backend: repo.backend, opener: repo.opener), "rebuilt from scratch")
+        XCTAssertTrue(try repo.catalog.sync(backend: repo.backend, opener: repo.opener).rebuilt, "rebuilt from scratch")
         XCTAssertNil(try repo.catalog.lookup(storeTestBlobID(1)))
         XCTAssertNil(try repo.catalog.lookup(storeTestBlobID(2)))
         XCTAssertNotNil(try repo.catalog.lookup(storeTestBlobID(3)))
@@ -120,7 +125,7 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(try repo.catalog.packs().map(\.id), [String(repeating: "32", count: 32)])
         XCTAssertEqual(try repo.catalog.fileCache(directory: Array("/home".utf8)).count, 0,
                        "the file cache may point at vanished chunks: dropped")
-        XCTAssertFalse(try repo.catalog.sync(backend: repo.backend, opener: repo.opener), "stable afterwards")
+        XCTAssertFalse(try repo.catalog.sync(backend: repo.backend, opener: repo.opener).rebuilt, "stable afterwards")
 
         // Re-opening sees the same state.
         let again = try Repository.open(backend: repo.backend, passphrase: passphrase, cacheDirectory: cache)

@@ -43,13 +43,13 @@ public struct ObjectInfo: Sendable, Equatable {
 }
 
 public enum BackendError: Error, CustomStringConvertible {
-    case notFound(ObjectName, location: String)
+    case notFound(ObjectName, location: String)   // location: where the object was looked for
     case alreadyExists(ObjectName)
     case io(String)
 
     public var description: String {
         switch self {
-        case .notFound(let n, let loc): return "\(loc)/\(n): object not found"
+        case .notFound(_, let loc): return "\(loc): object not found"
         case .alreadyExists(let n): return "\(n): object already exists"
         case .io(let m): return m
         }

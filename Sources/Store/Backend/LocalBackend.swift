@@ -9,6 +9,10 @@ public final class LocalBackend: Backend, @unchecked Sendable {
     public var location: String { root.description }
     public var stagingDirectory: RawPath { root.appending("tmp") }
 
+    /// Open packs for ranged reads (restore and mount read many small ranges of few packs).
+    /// A reader holds its own reference, so eviction never closes a descriptor in use.
+    private let openPacks = LRUCache<String, FileHandle>(limit: 64)
+
     public init(path: RawPath) {
         self.root = path.normalizedAbsolute()
     }
@@ -46,10 +50,14 @@ public final class LocalBackend: Backend, @unchecked Sendable {
 
     public func get(_ name: ObjectName, range: Range<Int64>?) throws -> [UInt8] {
         let p = path(name)
-        let fh: FileHandle
-        do { fh = try FileHandle.openForReading(p) } catch let e as PosixError {
-            if e.errno == ENOENT { throw BackendError.notFound(name, location: location) }
-            throw BackendError.io(e.description)
+        let cacheable = name.kind == .packs && range != nil
+        var fh: FileHandle! = cacheable ? openPacks.get(name.id) : nil
+        if fh == nil {
+            do { fh = try FileHandle.openForReading(p) } catch let e as PosixError {
+                if e.errno == ENOENT { throw BackendError.notFound(name, location: path(name).description) }
+                throw BackendError.io(e.description)
+            }
+            if cacheable { openPacks.put(name.id, fh, cost: 1) }
         }
         do {
             if let r = range {
@@ -65,10 +73,10 @@ public final class LocalBackend: Backend, @unchecked Sendable {
     public func stat(_ name: ObjectName) throws -> ObjectInfo {
         do {
             let st = try Posix.lstat(path(name))
-            guard st.kind == .file else { throw BackendError.notFound(name, location: location) }
+            guard st.kind == .file else { throw BackendError.notFound(name, location: path(name).description) }
             return ObjectInfo(name: name, size: st.size)
         } catch let e as PosixError {
-            if e.errno == ENOENT || e.errno == ENOTDIR { throw BackendError.notFound(name, location: location) }
+            if e.errno == ENOENT || e.errno == ENOTDIR { throw BackendError.notFound(name, location: path(name).description) }
             throw BackendError.io(e.description)
         }
     }
@@ -137,6 +145,7 @@ public final class LocalBackend: Backend, @unchecked Sendable {
     }
 
     public func delete(_ name: ObjectName) throws {
+        if name.kind == .packs { openPacks.remove(name.id) }
         do {
             try Posix.remove(path(name))
             try Posix.fsyncDirectory(path(name).parent)

@@ -72,9 +72,13 @@ public final class Catalog: @unchecked Sendable {
     // MARK: - Sync with the repository
 
     /// Brings the catalog up to date with the repository's index files and snapshots.
-    /// Returns true when it had to rebuild from scratch.
+    /// Snapshots are listed before index files: a backup writes its index before its snapshot,
+    /// so every snapshot seen here has its blobs indexed. An object that fails to decrypt or
+    /// parse is skipped (and retried next time) with a warning, so one damaged file never takes
+    /// the whole repository offline. Returns whether it rebuilt from scratch, and the warnings.
     @discardableResult
-    public func sync(backend: ReadableBackend, opener: Opener) throws -> Bool {
+    public func sync(backend: ReadableBackend, opener: Opener) throws -> (rebuilt: Bool, warnings: [String]) {
+        let snapshotNames = Set(try backend.list(.snapshots).map(\.name.id))
         let names = Set(try backend.list(.index).map(\.name.id))
         let known = try lock.withLock { () -> Set<String> in
             var k = Set<String>()
@@ -87,18 +91,22 @@ public final class Catalog: @unchecked Sendable {
             try clear()
             rebuilt = true
         }
+        var warnings: [String] = []
         let have = rebuilt ? [] : known
         for name in names.sorted() where !have.contains(name) {
             let obj = try ObjectName(.index, name)
-            let plain = try opener.open(try backend.get(obj), context: EnvelopeContext.index, what: "\(backend.location)/\(obj)")
-            try addIndex(name: name, file: try IndexFile.decode(plain, what: "\(obj)"), fileCache: [])
+            do {
+                let plain = try opener.open(try backend.get(obj), context: EnvelopeContext.index, what: "\(backend.location)/\(obj)")
+                try addIndex(name: name, file: try IndexFile.decode(plain, what: "\(obj)"), fileCache: [])
+            } catch let e as StoreError where e.code == .corrupt {
+                warnings.append("skipping damaged index file \(obj): \(e.message) (run 'coffer check')")
+            }
         }
-        try syncSnapshots(backend: backend, opener: opener)
-        return rebuilt
+        warnings += try syncSnapshots(backend: backend, opener: opener, names: snapshotNames)
+        return (rebuilt, warnings)
     }
 
-    func syncSnapshots(backend: ReadableBackend, opener: Opener) throws {
-        let names = Set(try backend.list(.snapshots).map(\.name.id))
+    func syncSnapshots(backend: ReadableBackend, opener: Opener, names: Set<String>) throws -> [String] {
         let known = try lock.withLock { () -> Set<String> in
             var k = Set<String>()
             try statement("SELECT id FROM snapshots").forEachRow([]) { k.insert($0.text(0)) }
@@ -107,12 +115,18 @@ public final class Catalog: @unchecked Sendable {
         for gone in known.subtracting(names) {
             try lock.withLock { try statement("DELETE FROM snapshots WHERE id = ?").forEachRow([.text(gone)]) { _ in } }
         }
+        var warnings: [String] = []
         for name in names.subtracting(known).sorted() {
             let obj = try ObjectName(.snapshots, name)
-            let plain = try opener.open(try backend.get(obj), context: EnvelopeContext.snapshot, what: "\(backend.location)/\(obj)")
-            _ = try Snapshot.decode(plain, what: "\(obj)")
-            try addSnapshot(id: name, json: plain)
+            do {
+                let plain = try opener.open(try backend.get(obj), context: EnvelopeContext.snapshot, what: "\(backend.location)/\(obj)")
+                _ = try Snapshot.decode(plain, what: "\(obj)")
+                try addSnapshot(id: name, json: plain)
+            } catch let e as StoreError where e.code == .corrupt {
+                warnings.append("skipping damaged snapshot \(name.prefix(8)): \(e.message) (run 'coffer check')")
+            }
         }
+        return warnings
     }
 
     /// Forgets everything learned from the repository (and the file cache, whose chunks may be gone).

@@ -1,3 +1,4 @@
+import Foundation
 internal import CSQLite
 #if canImport(Glibc)
 import Glibc
@@ -74,7 +75,18 @@ public final class SQLiteDatabase: @unchecked Sendable {
         self.handle = db
         sqlite3_busy_timeout(db, 30_000)
         if !readOnly && !inMemory {
-            let mode = try queryText("PRAGMA journal_mode=WAL")
+            // Switching a new database to WAL needs an exclusive lock, and SQLite answers BUSY at
+            // once (without the busy handler) while another process opens it too: retry for 30 s.
+            var mode = ""
+            let deadline = Date().addingTimeInterval(30)
+            while true {
+                do {
+                    mode = try queryText("PRAGMA journal_mode=WAL")
+                    break
+                } catch let e as SQLiteError where (e.code == SQLITE_BUSY || e.code == SQLITE_LOCKED) && Date() < deadline {
+                    usleep(10_000)
+                }
+            }
             guard mode.lowercased() == "wal" else {
                 throw SQLiteError(code: SQLITE_ERROR,
                                   message: "cannot switch \(path) to WAL journal mode (got \(mode))",

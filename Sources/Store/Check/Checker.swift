@@ -41,6 +41,9 @@ public final class Checker {
             index = nil
             for suffix in ["", "-wal", "-shm"] { try? Posix.remove(RawPath(indexPath + suffix)) }
         }
+        // Snapshots are listed before index files: a backup writes its index first, so a backup
+        // finishing while we run cannot make a snapshot look as if its data were missing.
+        let snapshotList = try backend.list(.snapshots)
         // 1. Index files, straight from the repository.
         for info in try backend.list(.index) {
             do {
@@ -84,7 +87,7 @@ public final class Checker {
             }
         }
         // 4. Snapshots and their trees.
-        for info in try backend.list(.snapshots) {
+        for info in snapshotList {
             report.snapshots += 1
             let snap: Snapshot
             do {

@@ -101,9 +101,12 @@ public final class Repository: @unchecked Sendable {
         return repo
     }
 
+    /// Warnings from the last catalog sync (damaged objects that were skipped).
+    public private(set) var warnings: [String] = []
+
     /// Picks up index files and snapshots written since the catalog last looked.
     public func syncCatalog() throws {
-        do { try catalog.sync(backend: backend, opener: opener) } catch let e as BackendError {
+        do { warnings = try catalog.sync(backend: backend, opener: opener).warnings } catch let e as BackendError {
             throw StoreError(.io, e.description)
         } catch let e as SQLiteError {
             throw StoreError(.io, "catalog \(catalog.path): \(e)")

@@ -24,6 +24,8 @@ public final class Restorer {
         public var others = 0
         public var bytes: Int64 = 0
         public var errors: [String] = []
+        /// Some data could not be read back (authentication failure, missing or truncated pack).
+        public var damaged = false
     }
 
     private let repo: Repository
@@ -84,6 +86,7 @@ public final class Restorer {
     private func walk(tree id: BlobID, snapshotPath: [[UInt8]], target: RawPath) throws {
         let tree: Tree
         do { tree = try repo.loadTree(id) } catch let e as StoreError {
+            if e.code == .corrupt || e.code == .missing { lock.withLock { summary.damaged = true } }
             record("\(RawPath(bytes: [0x2f] + snapshotPath.joined(separator: [0x2f]))): \(e.message)")
             return
         }
@@ -178,6 +181,7 @@ public final class Restorer {
                 lock.withLock { summary.files += 1; summary.bytes += node.size }
                 progress.update { $0.files += 1; $0.bytesDone += node.size }
             } catch let e as StoreError {
+                if e.code == .corrupt || e.code == .missing { lock.withLock { summary.damaged = true } }
                 record("\(path): \(e.message)")
             } catch {
                 record("\(error)")

@@ -45,6 +45,12 @@ public final class LRUCache<Key: Hashable, Value>: @unchecked Sendable {
     public var currentCost: Int { lock.withLock { total } }
     public func contains(_ key: Key) -> Bool { lock.withLock { map[key] != nil } }
 
+    public func remove(_ key: Key) {
+        lock.withLock {
+            if let e = map.removeValue(forKey: key) { unlink(e); total -= e.cost }
+        }
+    }
+
     private func unlink(_ e: Entry) {
         e.prev?.next = e.next
         e.next?.prev = e.prev

@@ -49,8 +49,7 @@ struct Restore: ParsableCommand {
                 Console.print("restored snapshot \(record.shortID) to \(RawPath(target).normalizedAbsolute()): \(s.files) files, \(s.dirs) directories, \(s.others) other, \(formatBytes(s.bytes)) in \(formatDuration(elapsed))\(s.errors.isEmpty ? "" : ", \(s.errors.count) errors")")
             }
             if s.errors.isEmpty { return Exit.ok }
-            let damaged = s.errors.contains { $0.contains("authentication failed") || $0.contains("damaged") || $0.contains("missing") }
-            return damaged ? Exit.damaged : Exit.failure
+            return s.damaged ? Exit.damaged : Exit.failure
         }
     }
 }
