@@ -39,7 +39,42 @@ extension MountFS {
         guard case .node(_, let n) = e.kind else { throw FSError(EISDIR) }
         guard n.kind == .file else { throw n.kind == .directory ? FSError(EISDIR) : FSError(EINVAL) }
         let f = OpenFile(path: e.path, node: n)
+        if let tree = e.parentTree { prefetchSiblings(after: n.name, in: tree) }
         return files.open(f)
+    }
+
+    /// tar, cp -a and rsync read a directory's files in listing order: when one is opened,
+    /// fetch the first chunks of the files after it (up to 8 MiB) in the background.
+    func prefetchSiblings(after name: [UInt8], in tree: BlobID) {
+        guard let t = trees.get(tree) else { return }
+        var lo = 0, hi = t.nodes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if t.nodes[mid].name.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid }
+        }
+        // Only extend the window when the reader is within 8 files of its end.
+        let start: Int? = lock.withLock {
+            let done = prefetchedUpTo[tree] ?? 0
+            guard done < lo + 8 else { return nil }
+            return max(done, lo + 1)
+        }
+        guard let start else { return }
+        var budget: Int64 = 8 << 20
+        var ids: [BlobID] = []
+        var i = start
+        while i < t.nodes.count && budget > 0 && ids.count < 32 {
+            let n = t.nodes[i]
+            if n.kind == .file, case .chunk(let id, let len)? = n.content.first {
+                ids.append(id)
+                budget -= len
+            }
+            i += 1
+        }
+        lock.withLock {
+            if prefetchedUpTo.count > 4096 { prefetchedUpTo.removeAll() }
+            prefetchedUpTo[tree] = i
+        }
+        prefetcher.enqueue(ids)
     }
 
     public func release(_ handle: UInt64) {
@@ -147,8 +182,8 @@ final class Prefetcher: @unchecked Sendable {
                 queue.append(id)
                 queued.insert(id)
             }
-            if queue.count > 4 * depth {   // a reader that jumped: drop stale work
-                let drop = queue.count - 4 * depth
+            if queue.count > 64 {   // a reader that jumped: drop the oldest, stale work
+                let drop = queue.count - 64
                 for id in queue.prefix(drop) { queued.remove(id) }
                 queue.removeFirst(drop)
             }

@@ -23,8 +23,11 @@ public final class MountFS: @unchecked Sendable {
         let kind: Kind
         let attr: FSAttr
         let path: String          // for log messages
+        let parentTree: BlobID?   // the tree listing this node (snapshot content only)
         var lookups: UInt64 = 0
-        init(kind: Kind, attr: FSAttr, path: String) { self.kind = kind; self.attr = attr; self.path = path }
+        init(kind: Kind, attr: FSAttr, path: String, parentTree: BlobID? = nil) {
+            self.kind = kind; self.attr = attr; self.path = path; self.parentTree = parentTree
+        }
     }
 
     struct ChildKey: Hashable { let parent: UInt64; let name: [UInt8] }
@@ -44,6 +47,7 @@ public final class MountFS: @unchecked Sendable {
     let refreshLock = Mutex()
     let files = OpenFiles()
     var reported = Set<BlobID>()
+    var prefetchedUpTo: [BlobID: Int] = [:]   // per directory tree: siblings queued so far
     let prefetcher: Prefetcher
 
     /// Time entries of virtual content stay valid in the kernel (new snapshots show up after this).
@@ -246,12 +250,12 @@ public final class MountFS: @unchecked Sendable {
         case .snapshotRoot(let snap, let tree):
             guard let n = try loadTree(tree, path: p.path).node(named: name) else { return nil }
             let k = Kind.node(snapshot: snap, node: n)
-            return Entry(kind: k, attr: makeAttr(k, parentIno: p.attr.ino, name: name), path: childPath)
+            return Entry(kind: k, attr: makeAttr(k, parentIno: p.attr.ino, name: name), path: childPath, parentTree: tree)
         case .node(let snap, let node):
             guard node.kind == .directory else { throw FSError(ENOTDIR) }
             guard let sub = node.subtree, let n = try loadTree(sub, path: p.path).node(named: name) else { return nil }
             let k = Kind.node(snapshot: snap, node: n)
-            return Entry(kind: k, attr: makeAttr(k, parentIno: p.attr.ino, name: name), path: childPath)
+            return Entry(kind: k, attr: makeAttr(k, parentIno: p.attr.ino, name: name), path: childPath, parentTree: sub)
         case .symlink:
             throw FSError(ENOTDIR)
         }
