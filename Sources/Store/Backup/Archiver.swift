@@ -1,4 +1,5 @@
 import Glibc
+import Dispatch
 
 /// Runs one backup: walks the selected paths, stores new content, writes index and snapshot.
 ///
@@ -255,21 +256,46 @@ public final class Archiver {
                 }
                 if pos >= limit { eof = true }
             }
-            while start < end {
-                let data = UnsafeRawBufferPointer(rebasing: buffer[start..<end])
-                guard let cut = chunker.nextCut(data, isFinal: eof) else { break }
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[start..<(start + cut)])
-                let id = repo.keys.blobID(chunk)
-                if try !isKnown(id) {
-                    try store(.data, id, Array(chunk))
-                }
-                extents.append(.chunk(id, length: Int64(cut)))
-                start += cut
-                consumed += Int64(cut)
-                progress.update { $0.bytesDone += Int64(cut); $0.bytesRead += Int64(cut) }
+            // Cut everything the buffer holds, name the chunks (HMAC) in parallel, then dedup in order.
+            var cuts: [(start: Int, length: Int)] = []
+            var s = start
+            while s < end {
+                guard let cut = chunker.nextCut(UnsafeRawBufferPointer(rebasing: buffer[s..<end]), isFinal: eof) else { break }
+                cuts.append((s, cut))
+                s += cut
             }
+            let ids = nameChunks(cuts)
+            for (i, c) in cuts.enumerated() {
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[c.start..<(c.start + c.length)])
+                if try !isKnown(ids[i]) {
+                    try store(.data, ids[i], Array(chunk))
+                }
+                extents.append(.chunk(ids[i], length: Int64(c.length)))
+                consumed += Int64(c.length)
+                progress.update { $0.bytesDone += Int64(c.length); $0.bytesRead += Int64(c.length) }
+            }
+            start = s
             if eof && start >= end { return consumed }
         }
+    }
+
+    /// HMACs of the chunks at `cuts` in `buffer`; several chunks are named on two threads.
+    private func nameChunks(_ cuts: [(start: Int, length: Int)]) -> [BlobID] {
+        let keys = repo.keys
+        let buf = UnsafeRawBufferPointer(buffer)
+        let total = cuts.reduce(0) { $0 + $1.length }
+        if cuts.count < 2 || total < 1 << 20 {
+            return cuts.map { keys.blobID(UnsafeRawBufferPointer(rebasing: buf[$0.start..<($0.start + $0.length)])) }
+        }
+        var out = [BlobID?](repeating: nil, count: cuts.count)
+        out.withUnsafeMutableBufferPointer { o in
+            let dst = o
+            DispatchQueue.concurrentPerform(iterations: cuts.count) { i in
+                let c = cuts[i]
+                dst[i] = keys.blobID(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)]))
+            }
+        }
+        return out.map { $0! }
     }
 
     // MARK: - Storing blobs

@@ -16,7 +16,6 @@ public final class Packer: @unchecked Sendable {
     private final class OpenPack {
         let path: RawPath
         let file: FileHandle
-        let hasher = SHA256Hasher()
         var entries: [PackEntry] = []
         var offset = 0
         init(path: RawPath, file: FileHandle) { self.path = path; self.file = file }
@@ -53,7 +52,6 @@ public final class Packer: @unchecked Sendable {
                 current = nil
                 throw StoreError(.io, e.description)
             }
-            envelope.withUnsafeBytes { p.hasher.update($0) }
             p.entries.append(PackEntry(type: type, id: id, offset: p.offset, length: envelope.count, rawLength: rawLength))
             p.offset += envelope.count
             guard p.offset >= targetSize else { return nil }
@@ -78,6 +76,20 @@ public final class Packer: @unchecked Sendable {
         }
     }
 
+    static func sha256(of path: RawPath) throws -> [UInt8] {
+        let fh = try FileHandle.openForReading(path)
+        defer { fh.close() }
+        let hasher = SHA256Hasher()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buf.deallocate() }
+        while true {
+            let n = try fh.read(into: buf)
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
+        return hasher.finalize()
+    }
+
     private func seal(_ p: OpenPack) throws -> Finished {
         let header = try sealer.seal(PackFormat.encodeHeader(p.entries), context: EnvelopeContext.packHeader)
         let n = UInt32(header.count)
@@ -90,9 +102,12 @@ public final class Packer: @unchecked Sendable {
         } catch let e as PosixError {
             throw StoreError(.io, e.description)
         }
-        p.hasher.update(header)
-        p.hasher.update(trailer)
-        let id = Hex.encode(p.hasher.finalize())
+        // The name is the SHA-256 of the whole file, computed here rather than in add(), so that
+        // workers appending blobs never wait on the hash (the file is still in the page cache).
+        let id: String
+        do { id = Hex.encode(try Packer.sha256(of: p.path)) } catch let e as PosixError {
+            throw StoreError(.io, e.description)
+        }
         do {
             try backend.putFile(try ObjectName(.packs, id), from: p.path)
         } catch BackendError.alreadyExists {
