@@ -10,15 +10,16 @@ struct Coffer: ParsableCommand {
         abstract: "Encrypted, deduplicating backups you can mount.",
         discussion: """
             Environment: COFFER_REPO (repository), COFFER_PASSWORD_FILE / COFFER_PASSWORD (passphrase), \
-            COFFER_NEW_PASSWORD (init), COFFER_CACHE_DIR (local catalog).
+            COFFER_NEW_PASSWORD (init, key add/passwd/import-recovery), COFFER_CACHE_DIR (local catalog).
 
             \(Exit.help)
             """,
         version: version,
         subcommands: [Init.self, Backup.self, Snapshots.self, Ls.self, Restore.self, Check.self,
-                      Mount.self, CatalogCommand.self, Unlock.self])
+                      Mount.self, KeyCommand.self, CatalogCommand.self, Unlock.self])
 
     static func main() {
+        ProcessHardening.disableCoreDumps()   // key material never lands in a core file
         // Only the long-running mount daemon trades allocation speed for a tight RSS bound;
         // backup and restore reuse heap memory for their megabyte-sized buffers.
         if CommandLine.arguments.dropFirst().first == "mount" { MemoryTuning.apply() }

@@ -49,13 +49,24 @@ struct RepositoryOptions: ParsableArguments {
 
     /// Opens and unlocks the repository, syncing the local catalog.
     func open() throws -> Repository {
+        var (repo, pass) = try openKeepingPassphrase()
+        for i in pass.indices { pass[i] = 0 }
+        return repo
+    }
+
+    /// Like `open`, and also returns the passphrase that opened it (the caller zeroes it).
+    func openKeepingPassphrase() throws -> (Repository, [UInt8]) {
         let backend = try backend()
         _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
         var pass = try passphrase()
-        defer { for i in pass.indices { pass[i] = 0 } }
-        let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory())
-        for w in repo.warnings { Console.warn(w) }
-        return repo
+        do {
+            let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory())
+            for w in repo.warnings { Console.warn(w) }
+            return (repo, pass)
+        } catch {
+            for i in pass.indices { pass[i] = 0 }
+            throw error
+        }
     }
 }
 
@@ -68,6 +79,15 @@ struct OutputOptions: ParsableArguments {
 
     /// A live progress line only when a person is watching.
     var showProgress: Bool { !json && !quiet && Console.stdoutIsTTY }
+}
+
+/// scrypt parameters for a new passphrase slot from `--kdf-memory` (nil: the default cost).
+func kdfParameters(memory: String?) throws -> KDFParameters {
+    guard let m = memory else { return .scrypt(memoryBytes: KDFParameters.defaultMemory) }
+    guard let v = parseSize(m), v >= 1 << 20, v <= 2 << 30 else {
+        throw ValidationError("--kdf-memory: expected a size between 1MiB and 2GiB, like 64MiB")
+    }
+    return .scrypt(memoryBytes: v)
 }
 
 /// Parses sizes like "64MiB", "1G", "512k", "1048576".

@@ -64,4 +64,24 @@ enum Passphrase {
         }
         return a
     }
+
+    /// A passphrase for a new key slot while another passphrase (the current one) may be in use:
+    /// only $COFFER_NEW_PASSWORD or a tty prompt (asked twice) count, never the current passphrase's
+    /// sources. Refuses an empty passphrase.
+    static func newSlot() throws -> [UInt8] {
+        if let p = ProcessInfo.processInfo.environment["COFFER_NEW_PASSWORD"], !p.isEmpty { return Array(p.utf8) }
+        guard var a = try prompt("Enter new passphrase: ") else {
+            throw StoreError(.invalidArgument, "no new passphrase: set COFFER_NEW_PASSWORD or run on a terminal (the current passphrase still comes from --password-file, COFFER_PASSWORD_FILE or COFFER_PASSWORD)")
+        }
+        guard !a.isEmpty else { throw StoreError(.invalidArgument, "refusing an empty passphrase") }
+        guard var b = try prompt("Repeat new passphrase: ") else {
+            throw StoreError(.invalidArgument, "no terminal to repeat the new passphrase on")
+        }
+        defer { for i in b.indices { b[i] = 0 } }
+        guard a == b else {
+            for i in a.indices { a[i] = 0 }
+            throw StoreError(.invalidArgument, "the passphrases do not match")
+        }
+        return a
+    }
 }

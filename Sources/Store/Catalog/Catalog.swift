@@ -40,7 +40,8 @@ public final class Catalog: @unchecked Sendable {
         if schema != Catalog.schemaVersion || (repo != nil && repo != repositoryID) {
             try db.execute("""
                 DROP TABLE IF EXISTS index_files; DROP TABLE IF EXISTS packs; DROP TABLE IF EXISTS blobs;
-                DROP TABLE IF EXISTS snapshots; DROP TABLE IF EXISTS filecache; DELETE FROM meta;
+                DROP TABLE IF EXISTS snapshots; DROP TABLE IF EXISTS filecache; DROP TABLE IF EXISTS key_usage;
+                DELETE FROM meta;
                 """)
         }
         try db.execute("""
@@ -51,6 +52,7 @@ public final class Catalog: @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, json BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS filecache(dir BLOB NOT NULL, name BLOB NOT NULL, size INTEGER, mtime INTEGER,
                 ctime INTEGER, inode INTEGER, content BLOB, PRIMARY KEY(dir, name)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS key_usage(slot TEXT PRIMARY KEY, last_used TEXT NOT NULL);
             INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '\(Catalog.schemaVersion)');
             INSERT OR REPLACE INTO meta(key, value) VALUES('repository', '\(repositoryID)');
             """)
@@ -234,6 +236,25 @@ public final class Catalog: @unchecked Sendable {
                 out.append(SnapshotRecord(id: id, snapshot: try Snapshot.decode(s.blob(1), what: "catalog snapshot \(id)")))
             }
             return out.sorted { ($0.snapshot.timestamp, $0.id) < ($1.snapshot.timestamp, $1.id) }
+        }
+    }
+
+    // MARK: - Key slot usage (local to this machine; kept by `clear`)
+
+    /// Records that key slot `slot` (its 64-hex name) unlocked the repository at `time` (RFC 3339).
+    public func recordKeyUse(slot: String, time: String) throws {
+        guard !slot.isEmpty else { return }
+        try lock.withLock {
+            try statement("INSERT OR REPLACE INTO key_usage(slot, last_used) VALUES(?, ?)").forEachRow([.text(slot), .text(time)]) { _ in }
+        }
+    }
+
+    /// Slot name → when it last unlocked the repository on this machine.
+    public func keyUsage() throws -> [String: String] {
+        try lock.withLock {
+            var out: [String: String] = [:]
+            try statement("SELECT slot, last_used FROM key_usage").forEachRow([]) { out[$0.text(0)] = $0.text(1) }
+            return out
         }
     }
 

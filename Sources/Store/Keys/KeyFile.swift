@@ -20,6 +20,13 @@ public struct KDFParameters: Codable, Sendable, Equatable {
         return KDFParameters(n: n, r: 8, p: 2, salt: Data(SecureRandom.bytes(count: 32)).base64EncodedString())
     }
 
+    /// The same cost with a new random salt (for a replacement slot).
+    public func withFreshSalt() -> KDFParameters {
+        var k = self
+        k.salt = Data(SecureRandom.bytes(count: 32)).base64EncodedString()
+        return k
+    }
+
     func derive(_ passphrase: [UInt8]) throws -> [UInt8] {
         guard name == "scrypt", let s = Data(base64Encoded: salt) else {
             throw StoreError(.unsupported, "key slot uses unsupported KDF \(name)")

@@ -8,6 +8,8 @@ public final class Repository: @unchecked Sendable {
     public let keys: RepositoryKeys
     public let opener: Opener
     public let catalog: Catalog
+    /// Name (64 hex digits) of the key slot that unlocked the repository ("" when opened without one).
+    public internal(set) var openedSlot: String = ""
     let decompressors = ObjectPool { ZstdDecompressor() }
     let blobCache: LRUCache<BlobID, [UInt8]>
 
@@ -67,6 +69,7 @@ public final class Repository: @unchecked Sendable {
                             cacheBytes: Int = 32 << 20) throws -> Repository {
         let config = try readConfig(backend)
         var master: SecretBytes?
+        var opened = ""
         var damaged: [String] = []
         for info in try backend.list(.keys) {
             // A damaged slot must not lock everyone out: skip it, and say so only if nothing opens.
@@ -75,7 +78,7 @@ public final class Repository: @unchecked Sendable {
                 continue
             }
             guard slot.repository == config.id else { continue }
-            if let m = try slot.unlock(passphrase) { master = m; break }
+            if let m = try slot.unlock(passphrase) { master = m; opened = info.name.id; break }
         }
         guard let master else {
             if !damaged.isEmpty {
@@ -97,6 +100,9 @@ public final class Repository: @unchecked Sendable {
             throw StoreError(.io, "catalog \(dir)/catalog.sqlite: \(e)")
         }
         let repo = Repository(backend: backend, config: config, keys: keys, catalog: catalog, cacheBytes: cacheBytes)
+        repo.openedSlot = opened
+        // "Last used" for `key list` (local to this machine); never worth failing a command over.
+        try? catalog.recordKeyUse(slot: opened, time: Timestamp.now().rfc3339)
         try repo.syncCatalog()
         return repo
     }

@@ -1,0 +1,321 @@
+import ArgumentParser
+import Foundation
+import Store
+
+struct KeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key",
+        abstract: "Manage key slots (passphrases) and the recovery sheet.",
+        discussion: """
+            Every slot wraps the same random master key, so adding, removing or changing a slot never \
+            re-encrypts data. A new passphrase comes from COFFER_NEW_PASSWORD or is asked twice on the \
+            terminal; the current one from --password-file, COFFER_PASSWORD_FILE, COFFER_PASSWORD or a prompt. \
+            See docs/KEYS.md.
+            """,
+        subcommands: [List.self, Add.self, Remove.self, Passwd.self, ExportRecovery.self, ImportRecovery.self])
+
+    // MARK: - list
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the key slots; * marks the one your passphrase opened.",
+            discussion: "\"Last used\" is when a slot last unlocked the repository on this machine (from the local catalog).")
+
+        @OptionGroup var repository: RepositoryOptions
+        @OptionGroup var output: OutputOptions
+
+        struct SlotJSON: Encodable {
+            let id: String
+            let name: String
+            let kind: String
+            let created: String?
+            let label: String?
+            let hostname: String?
+            let username: String?
+            let last_used: String?
+            let current: Bool
+            let read_capable: Bool
+            let other_repository: Bool
+
+            enum CodingKeys: String, CodingKey {
+                case id, name, kind, created, label, hostname, username, last_used, current, read_capable, other_repository
+            }
+            /// Absent values are written as null, so every object has the same keys.
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(id, forKey: .id); try c.encode(name, forKey: .name); try c.encode(kind, forKey: .kind)
+                try c.encode(created, forKey: .created); try c.encode(label, forKey: .label)
+                try c.encode(hostname, forKey: .hostname); try c.encode(username, forKey: .username)
+                try c.encode(last_used, forKey: .last_used); try c.encode(current, forKey: .current)
+                try c.encode(read_capable, forKey: .read_capable); try c.encode(other_repository, forKey: .other_repository)
+            }
+        }
+
+        func run() throws {
+            try runReportingErrors {
+                let repo = try repository.open()
+                let usage = (try? repo.catalog.keyUsage()) ?? [:]
+                let slots = try repo.keySlots()
+                let rows = slots.map { e -> SlotJSON in
+                    SlotJSON(id: e.shortID, name: e.name, kind: e.slot?.kind ?? "unreadable", created: e.slot?.created,
+                             label: e.slot?.label, hostname: e.slot?.hostname, username: e.slot?.username,
+                             last_used: usage[e.name], current: e.name == repo.openedSlot,
+                             read_capable: e.isReadCapable(for: repo.config.id),
+                             other_repository: e.slot.map { $0.repository != repo.config.id } ?? false)
+                }
+                if output.json {
+                    Console.print(JSON.encode(rows, pretty: true))
+                    return Exit.ok
+                }
+                func time(_ s: String?) -> String { s.flatMap { Timestamp(rfc3339: $0)?.display } ?? (s ?? "-") }
+                var table = [["", "ID", "Kind", "Created", "Label", "Created by", "Last used here"]]
+                for r in rows {
+                    let by = r.username.map { u in r.hostname.map { "\(u)@\($0)" } ?? u } ?? "-"
+                    table.append([r.current ? "*" : "", r.id, r.kind + (r.other_repository ? " (other repository)" : ""),
+                                  time(r.created), r.label ?? "", by, r.last_used.map { time($0) } ?? "-"])
+                }
+                Console.print(Table.render(table))
+                Console.print("\(rows.count) key slot\(rows.count == 1 ? "" : "s") (* = opened with your passphrase)")
+                return Exit.ok
+            }
+        }
+    }
+
+    // MARK: - add
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a passphrase slot (the new passphrase from COFFER_NEW_PASSWORD or asked twice).")
+
+        @OptionGroup var repository: RepositoryOptions
+        @OptionGroup var output: OutputOptions
+
+        @Option(help: "A label for the new slot (shown by 'key list').")
+        var label: String?
+
+        @Option(help: ArgumentHelp("scrypt memory for the new slot (default 64MiB, p=2).", valueName: "size"))
+        var kdfMemory: String?
+
+        func run() throws {
+            try runReportingErrors {
+                let kdf = try kdfParameters(memory: kdfMemory)
+                var (repo, current) = try repository.openKeepingPassphrase()
+                defer { for i in current.indices { current[i] = 0 } }
+                var pass = try Passphrase.newSlot()
+                defer { for i in pass.indices { pass[i] = 0 } }
+                guard pass != current else {
+                    throw StoreError(.invalidArgument, "the new passphrase is the one you opened the repository with; choose another")
+                }
+                let name = try repo.addPassphraseSlot(pass, kdf: kdf, label: label)
+                printSlot(name, verb: "added key slot", output: output)
+                return Exit.ok
+            }
+        }
+    }
+
+    // MARK: - remove
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a key slot; refuses to delete the last slot that can open the repository.")
+
+        @OptionGroup var repository: RepositoryOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: ArgumentHelp("The slot's id or a unique prefix of it (see 'coffer key list').", valueName: "slot-id"))
+        var slot: String
+
+        func run() throws {
+            try runReportingErrors {
+                let repo = try repository.open()
+                let entry = try repo.findKeySlot(slot)
+                try repo.removeKeySlot(entry.name)
+                if output.json {
+                    Console.print(JSON.encode(["removed": entry.shortID, "name": entry.name]))
+                } else if !output.quiet {
+                    Console.print("removed key slot \(entry.shortID)")
+                    if entry.name == repo.openedSlot {
+                        let left = try repo.keySlots().filter { $0.isReadCapable(for: repo.config.id) }.count
+                        Console.print("That was the slot your passphrase opened: the passphrase no longer opens the repository; "
+                                      + "\(left) other slot\(left == 1 ? "" : "s") still do\(left == 1 ? "es" : "").")
+                    }
+                }
+                return Exit.ok
+            }
+        }
+    }
+
+    // MARK: - passwd
+
+    struct Passwd: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a slot's passphrase (default: the slot your passphrase opened).",
+            discussion: """
+                Writes a new slot with the new passphrase and the same label, then deletes the old slot, so the \
+                slot id changes. Without --kdf-memory the new slot keeps the old slot's scrypt cost.
+                """)
+
+        @OptionGroup var repository: RepositoryOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: ArgumentHelp("The slot's id or a unique prefix of it.", valueName: "slot-id"))
+        var slot: String?
+
+        @Option(help: ArgumentHelp("scrypt memory for the new slot (default: the old slot's).", valueName: "size"))
+        var kdfMemory: String?
+
+        func run() throws {
+            try runReportingErrors {
+                let kdf = try kdfMemory.map { try kdfParameters(memory: $0) }
+                var (repo, current) = try repository.openKeepingPassphrase()
+                defer { for i in current.indices { current[i] = 0 } }
+                let target = try slot.map { try repo.findKeySlot($0).name } ?? repo.openedSlot
+                guard let entry = try repo.keySlots().first(where: { $0.name == target }), entry.slot?.kind == "passphrase",
+                      entry.slot?.repository == repo.config.id else {
+                    throw StoreError(.invalidArgument, "key slot \(target.prefix(8)) is not a passphrase slot of this repository")
+                }
+                var pass = try Passphrase.newSlot()
+                defer { for i in pass.indices { pass[i] = 0 } }
+                if target == repo.openedSlot, pass == current {
+                    throw StoreError(.invalidArgument, "the new passphrase is the same as the current one")
+                }
+                let name = try repo.changePassphrase(slot: target, to: pass, kdf: kdf)
+                if output.json {
+                    Console.print(JSON.encode(["id": String(name.prefix(8)), "name": name, "replaced": String(target.prefix(8))]))
+                } else if !output.quiet {
+                    Console.print("changed passphrase: key slot \(target.prefix(8)) replaced by \(name.prefix(8))")
+                }
+                return Exit.ok
+            }
+        }
+    }
+
+    // MARK: - export-recovery
+
+    struct ExportRecovery: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export-recovery",
+            abstract: "Print the recovery sheet: the master key on paper, for when every passphrase is lost.",
+            discussion: """
+                Redirect it to a printer or a file (or use --output, which creates the file with mode 0600); \
+                it is not printed to a terminal without --yes, because it would stay in the scrollback. \
+                Anyone holding the sheet and the repository can read every backup: keep it offline. \
+                'coffer key import-recovery' turns it back into a passphrase slot.
+                """)
+
+        @OptionGroup var repository: RepositoryOptions
+
+        @Option(name: .shortAndLong, help: ArgumentHelp("Write the sheet to a new file (mode 0600) instead of standard output.", valueName: "file"))
+        var output: String?
+
+        @Flag(help: "Print the sheet even when standard output is a terminal.")
+        var yes = false
+
+        func run() throws {
+            try runReportingErrors {
+                if output == nil, Console.stdoutIsTTY, !yes {
+                    throw StoreError(.invalidArgument, "refusing to print the recovery sheet to a terminal (it would stay in the scrollback): redirect it (> sheet.txt, | lpr), use --output FILE, or pass --yes")
+                }
+                let repo = try repository.open()
+                let sheet = RecoverySheet.render(master: repo.keys.master, repositoryID: repo.config.id, location: repo.location,
+                                                 printed: Timestamp.now(), hostname: SystemInfo.hostname)
+                if let output {
+                    let path = RawPath(output).normalizedAbsolute()
+                    do {
+                        let fh = try Store.FileHandle.create(path, permissions: 0o600)
+                        defer { fh.close() }
+                        try Array(sheet.utf8).withUnsafeBytes { try fh.write($0) }
+                        try fh.sync()
+                    } catch let e as PosixError {
+                        throw StoreError(.io, "cannot write the recovery sheet: \(e)")
+                    }
+                    FileHandleOut.stderr.write("recovery sheet written to \(path) (mode 0600); print it, store it offline, then delete the file\n")
+                } else {
+                    FileHandleOut.stdout.write(sheet)
+                }
+                return Exit.ok
+            }
+        }
+    }
+
+    // MARK: - import-recovery
+
+    struct ImportRecovery: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import-recovery",
+            abstract: "Add a passphrase slot from a recovery sheet; needs no passphrase and no working slot.",
+            discussion: """
+                Checks every key line's check letters, the repository id, the check value, and that the key \
+                decrypts the repository's data, before it writes anything. The new passphrase comes from \
+                COFFER_NEW_PASSWORD or is asked twice on the terminal.
+                """)
+
+        @OptionGroup var repository: RepositoryOptions
+        @OptionGroup var output: OutputOptions
+
+        @Argument(help: ArgumentHelp("The sheet as typed in, or - for standard input.", valueName: "file"))
+        var file: String
+
+        @Option(help: "A label for the new slot.")
+        var label: String = "recovery"
+
+        @Option(help: ArgumentHelp("scrypt memory for the new slot (default 64MiB, p=2).", valueName: "size"))
+        var kdfMemory: String?
+
+        func run() throws {
+            try runReportingErrors {
+                let kdf = try kdfParameters(memory: kdfMemory)
+                let backend = try repository.backend()
+                let config = try Repository.readConfig(backend)
+                var text = try readSheet(file)
+                defer { text.resetBytes(in: 0..<text.count) }
+                let sheet = try RecoverySheet.parse(String(decoding: text, as: UTF8.self))
+                guard sheet.repositoryID == config.id else {
+                    throw StoreError(.invalidArgument, "this recovery sheet belongs to repository \(sheet.repositoryID.prefix(8)), but the repository at \(backend.location) is \(config.shortID)")
+                }
+                let keys = try RepositoryKeys(master: sheet.master, repositoryID: config.idBytes)
+                let checked: String?
+                do { checked = try Repository.verifyKeys(keys, backend: backend) } catch let e as StoreError where e.code == .corrupt {
+                    throw StoreError(.invalidArgument, "recovery sheet: \(e.message)")
+                }
+                if checked == nil {
+                    Console.warn("the repository holds no snapshot or index file yet, so the key could only be checked against the sheet itself")
+                }
+                var pass = try Passphrase.newSlot()
+                defer { for i in pass.indices { pass[i] = 0 } }
+                let name = try Repository.addRecoveredSlot(backend: backend, config: config, master: sheet.master,
+                                                           passphrase: pass, kdf: kdf, label: label)
+                printSlot(name, verb: "added key slot", output: output,
+                          note: checked.map { "from the recovery sheet (the key decrypts \($0))" } ?? "from the recovery sheet")
+                return Exit.ok
+            }
+        }
+
+        func readSheet(_ file: String) throws -> Data {
+            let handle: Foundation.FileHandle
+            if file == "-" {
+                handle = .standardInput
+            } else {
+                guard let h = Foundation.FileHandle(forReadingAtPath: file) else {
+                    throw StoreError(.invalidArgument, "cannot read the recovery sheet \(file): \(String(cString: strerror(errno)))")
+                }
+                handle = h
+            }
+            defer { if file != "-" { try? handle.close() } }
+            let data = (try? handle.read(upToCount: 1 << 20)) ?? nil
+            guard let data, !data.isEmpty else {
+                throw StoreError(.invalidArgument, "the recovery sheet \(file == "-" ? "on standard input" : file) is empty")
+            }
+            return data
+        }
+    }
+}
+
+/// "added key slot 1a2b3c4d" (or JSON) for commands that create a slot.
+private func printSlot(_ name: String, verb: String, output: OutputOptions, note: String? = nil) {
+    if output.json {
+        Console.print(JSON.encode(["id": String(name.prefix(8)), "name": name]))
+    } else if !output.quiet {
+        Console.print("\(verb) \(name.prefix(8))" + (note.map { " \($0)" } ?? ""))
+    }
+}
