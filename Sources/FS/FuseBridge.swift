@@ -81,6 +81,27 @@ final class DirHandles: @unchecked Sendable {
 
 // MARK: - C callbacks (capture nothing; context comes from fuse_req_userdata)
 
+/// Fills one readdir reply from `list`, starting at entry `from`. `add` writes entry i into
+/// `room` bytes at `dst` (next offset i + 1) and returns the size it needed plus an undo for
+/// when that did not fit; nil skips the entry.
+fileprivate func replyDirectory(_ req: fuse_req_t?, _ list: [FSDirEntry], size: Int, from: Int,
+                                add: (FSDirEntry, [CChar], UnsafeMutablePointer<CChar>, Int, off_t) -> (Int, (() -> Void)?)?) {
+    var buf = [CChar](repeating: 0, count: size)
+    var used = 0
+    buf.withUnsafeMutableBufferPointer { b in
+        for i in from..<max(from, list.count) {
+            let name = (list[i].name + [0]).map { CChar(bitPattern: $0) }
+            guard let (need, undo) = add(list[i], name, b.baseAddress! + used, size - used, off_t(i + 1)) else { continue }
+            if need > size - used {
+                undo?()
+                break
+            }
+            used += need
+        }
+    }
+    fuse_reply_buf(req, buf, used)
+}
+
 fileprivate func fuseSession(_ req: fuse_req_t?) -> FuseSession {
     Unmanaged<FuseSession>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
 }
@@ -161,61 +182,40 @@ fileprivate func fillOperations(_ o: UnsafeMutablePointer<fuse_lowlevel_ops>) {
     o.pointee.readdir = { req, _, size, off, fi in
         fuseReply(req) { (s) throws(FSError) in
             guard let list = s.dirs.get(fi!.pointee.fh) else { throw FSError(EBADF) }
-            var buf = [CChar](repeating: 0, count: size)
-            var used = 0
-            var i = Int(off)
-            while i < list.count {
+            replyDirectory(req, list, size: size, from: Int(off)) { entry, name, dst, room, next in
                 var st = Glibc.stat()
-                st.st_ino = UInt(list[i].ino)
-                st.st_mode = list[i].mode
-                let n = (list[i].name + [0]).map { CChar(bitPattern: $0) }
-                let need = buf.withUnsafeMutableBufferPointer { b in
-                    fuse_add_direntry(req, b.baseAddress! + used, size - used, n, &st, off_t(i + 1))
-                }
-                if need > size - used { break }
-                used += need
-                i += 1
+                st.st_ino = UInt(entry.ino)
+                st.st_mode = entry.mode
+                return (fuse_add_direntry(req, dst, room, name, &st, next), nil)
             }
-            fuse_reply_buf(req, buf, used)
         }
     }
     o.pointee.readdirplus = { req, dirIno, size, off, fi in
-    fuseReply(req) { (s) throws(FSError) in
-        guard let list = s.dirs.get(fi!.pointee.fh) else { throw FSError(EBADF) }
-        var buf = [CChar](repeating: 0, count: size)
-        var used = 0
-        var i = Int(off)
-        while i < list.count {
-            var e = fuse_entry_param()
-            var looked: UInt64 = 0
-            let n = (list[i].name + [0]).map { CChar(bitPattern: $0) }
-            if list[i].name == [0x2e] || list[i].name == [0x2e, 0x2e] {
-                // "." and "..": no lookup reference is taken for these.
-                e.attr.st_ino = UInt(list[i].ino)
-                e.attr.st_mode = list[i].mode
-            } else {
-                guard let r = try? s.fs.lookup(parent: dirIno, name: list[i].name) else { i += 1; continue }
-                looked = r.id
-                e.ino = r.id
-                e.generation = 1
-                e.attr = fuseStat(r.attr)
-                e.attr_timeout = r.timeout
-                e.entry_timeout = r.timeout
+        fuseReply(req) { (s) throws(FSError) in
+            guard let list = s.dirs.get(fi!.pointee.fh) else { throw FSError(EBADF) }
+            replyDirectory(req, list, size: size, from: Int(off)) { entry, name, dst, room, next in
+                var e = fuse_entry_param()
+                var looked: UInt64 = 0
+                if entry.name == [0x2e] || entry.name == [0x2e, 0x2e] {
+                    // "." and "..": no lookup reference is taken for these.
+                    e.attr.st_ino = UInt(entry.ino)
+                    e.attr.st_mode = entry.mode
+                } else {
+                    guard let r = try? s.fs.lookup(parent: dirIno, name: entry.name) else { return nil }
+                    looked = r.id
+                    e.ino = r.id
+                    e.generation = 1
+                    e.attr = fuseStat(r.attr)
+                    e.attr_timeout = r.timeout
+                    e.entry_timeout = r.timeout
+                }
+                let need = fuse_add_direntry_plus(req, dst, room, name, &e, next)
+                // Not sent when it does not fit: give the lookup reference back.
+                return (need, looked == 0 ? nil : { s.fs.forget(looked, count: 1) })
             }
-            let need = buf.withUnsafeMutableBufferPointer { b in
-                fuse_add_direntry_plus(req, b.baseAddress! + used, size - used, n, &e, off_t(i + 1))
-            }
-            if need > size - used {
-                if looked != 0 { s.fs.forget(looked, count: 1) }   // not sent: give the reference back
-                break
-            }
-            used += need
-            i += 1
         }
-        fuse_reply_buf(req, buf, used)
     }
-}
-o.pointee.releasedir = { req, _, fi in
+    o.pointee.releasedir = { req, _, fi in
         fuseSession(req).dirs.close(fi!.pointee.fh)
         fuse_reply_err(req, 0)
     }
