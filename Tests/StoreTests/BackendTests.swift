@@ -247,3 +247,30 @@ final class BackendTests: XCTestCase {
         XCTAssertEqual(try ObjectName(.packs, "abcdef01").description, "data/abcdef01")
     }
 }
+
+/// Leftovers of killed writers in tmp/ are removed only when their process is gone and
+/// they have been idle for the minimum age.
+final class StagingCleanupTests: XCTestCase {
+    func testAbandonedStagingFilesAreRemovedAndLiveOnesKept() throws {
+        let dir = RawPath("/tmp/coffer-staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let backend = LocalBackend(path: dir)
+        try backend.create()
+        defer { _ = system("rm -rf '\(dir)'") }
+        // A pid that cannot be alive (beyond pid_max) and our own (alive).
+        let dead = backend.stagingDirectory.appending("tmp-4194999-aa.pack")
+        let deadFresh = backend.stagingDirectory.appending("tmp-4194998-bb.pack")
+        let alive = backend.stagingDirectory.appending("tmp-\(getpid())-cc.pack")
+        let other = backend.stagingDirectory.appending("unrelated")
+        for p in [dead, deadFresh, alive, other] {
+            let fh = try Store.FileHandle.create(p, permissions: 0o600)
+            fh.close()
+        }
+        let old = Timespec(seconds: Timestamp.now().seconds - 7200, nanoseconds: 0)
+        for p in [dead, alive, other] { try Posix.setTimes(p, atime: old, mtime: old) }
+        XCTAssertEqual(backend.removeAbandonedStagingFiles(), 1)
+        XCTAssertNil(try? Posix.lstat(dead), "idle file of a dead process is removed")
+        XCTAssertNotNil(try? Posix.lstat(deadFresh), "recently modified files are kept")
+        XCTAssertNotNil(try? Posix.lstat(alive), "files of a live process are kept")
+        XCTAssertNotNil(try? Posix.lstat(other), "files not named by a writer are kept")
+    }
+}

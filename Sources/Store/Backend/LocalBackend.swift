@@ -155,6 +155,25 @@ public final class LocalBackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// Removes files a killed writer left in `tmp/`: named by a process that no longer exists
+    /// here and not modified for `minimumAge` seconds (so a writer on another host sharing the
+    /// repository, whose pid means nothing here, is never disturbed). Returns how many.
+    @discardableResult
+    public func removeAbandonedStagingFiles(minimumAge: Int64 = 3600) -> Int {
+        guard let names = try? Posix.readDirectory(stagingDirectory) else { return 0 }
+        let now = Timestamp.now().seconds
+        var removed = 0
+        for name in names {
+            guard let s = String(validating: name, as: UTF8.self), s.hasPrefix("tmp-"),
+                  let pid = Int32(s.dropFirst(4).prefix { $0 != "-" }), pid > 0 else { continue }
+            let p = stagingDirectory.appending(name)
+            guard let st = try? Posix.lstat(p), st.kind == .file, now - st.mtime.seconds >= minimumAge else { continue }
+            if kill(pid, 0) == 0 || errno != ESRCH { continue }   // still running (or not ours to judge)
+            if (try? Posix.remove(p)) != nil { removed += 1 }
+        }
+        return removed
+    }
+
     /// A unique name for a file in `tmp/` (never a valid object id, so `list` skips it).
     public static func temporaryName() -> String {
         "tmp-\(getpid())-\(Hex.encode(SecureRandomBytes.get(8)))"

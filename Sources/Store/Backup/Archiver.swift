@@ -51,6 +51,7 @@ public final class Archiver {
     public func run() throws -> BackupResult {
         let start = Timestamp.now()
         let clock = Monotonic.now()
+        (repo.backend as? LocalBackend)?.removeAbandonedStagingFiles()
         defer { uploader.shutdown() }
         do {
             let trie = PathTrie(paths: options.paths.map { $0.normalizedAbsolute() })
