@@ -19,6 +19,8 @@ let package = Package(
         // C libraries (pkg-config; installed by .ci/run / README set-up command).
         .systemLibrary(name: "COpenSSL", path: "Sources/Crypto/COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CGPGME", path: "Sources/Crypto/CGPGME", pkgConfig: "gpgme",
+                       providers: [.apt(["libgpgme-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/Store/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CFuse3", path: "Sources/FS/CFuse3", pkgConfig: "fuse3",
@@ -26,8 +28,8 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/Store/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
 
-        .target(name: "Crypto", dependencies: ["COpenSSL"], path: "Sources/Crypto",
-                exclude: ["COpenSSL"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .target(name: "Crypto", dependencies: ["COpenSSL", "CGPGME"], path: "Sources/Crypto",
+                exclude: ["COpenSSL", "CGPGME"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "Tape", dependencies: ["Crypto"], path: "Sources/Tape",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "Store", dependencies: ["Crypto", "Tape", "CSQLite", "CZstd"], path: "Sources/Store",

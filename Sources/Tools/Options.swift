@@ -15,6 +15,12 @@ struct RepositoryOptions: ParsableArguments {
                                valueName: "dir"))
     var cacheDir: String?
 
+    @Flag(help: "Unlock through an OpenPGP key slot and gpg-agent instead of a passphrase (default: $COFFER_GPG=1).")
+    var gpg = false
+
+    /// --gpg or COFFER_GPG=1: open through OpenPGP slots; no passphrase source is consulted.
+    var useOpenPGP: Bool { gpg || environment["COFFER_GPG"] == "1" }
+
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func location() throws -> RawPath {
@@ -58,6 +64,11 @@ struct RepositoryOptions: ParsableArguments {
     func openKeepingPassphrase() throws -> (Repository, [UInt8]) {
         let backend = try backend()
         _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
+        if useOpenPGP {
+            let repo = try Repository.openWithOpenPGP(backend: backend, cacheDirectory: cacheDirectory())
+            for w in repo.warnings { Console.warn(w) }
+            return (repo, [])
+        }
         var pass = try passphrase()
         do {
             let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory())

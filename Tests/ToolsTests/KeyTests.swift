@@ -114,8 +114,8 @@ final class KeyTests: CofferTestCase {
         let onlyID = try XCTUnwrap(slotFiles.first)
         let config = try JSONSerialization.jsonObject(with: Data(try TreeCompare.readAll(repo.appending("config")))) as? [String: Any]
         let future = Array("""
-            {"version": 1, "kind": "openpgp", "repository": "\(config?["id"] as? String ?? "")", "created": "2027-01-01T00:00:00Z",
-             "hostname": "h", "username": "u", "label": "gpg", "recipients": ["ops@example.org"], "encrypted_key": "AAAA"}
+            {"version": 1, "kind": "future-kind", "repository": "\(config?["id"] as? String ?? "")", "created": "2027-01-01T00:00:00Z",
+             "hostname": "h", "username": "u", "label": "gpg", "sealed": "AAAA"}
 
             """.utf8)
         let name = Hex.encode(SHA256Digest.of(future))
@@ -126,7 +126,7 @@ final class KeyTests: CofferTestCase {
         let list = try keyList()
         XCTAssertEqual(list.count, 3, "\(list)")
         let gpg = try XCTUnwrap(list.first { $0["id"] as? String == String(name.prefix(8)) })
-        XCTAssertEqual(gpg["kind"] as? String, "openpgp")
+        XCTAssertEqual(gpg["kind"] as? String, "future-kind")
         XCTAssertEqual(gpg["label"] as? String, "gpg")
         XCTAssertEqual(gpg["read_capable"] as? Bool, false)
         XCTAssertEqual(list.first { $0["id"] as? String == "00000000" }?["kind"] as? String, "unreadable")

@@ -43,8 +43,9 @@ public struct KDFParameters: Codable, Sendable, Equatable {
 /// One key slot: a file `keys/<sha256 of the file>` wrapping the repository master secret.
 ///
 /// Version 1 knows the `passphrase` kind: KEK = scrypt(passphrase, salt), wrapped = AES-256-KW
-/// (RFC 3394) of the 64-byte master secret. New kinds (OpenPGP recipient, write-only) add new
-/// `kind` values and fields; readers skip slots whose kind they do not know.
+/// (RFC 3394) of the 64-byte master secret. The `openpgp` kind holds an armored OpenPGP message
+/// of the master secret to `recipients` (decrypted through gpg-agent). New kinds (write-only)
+/// add new `kind` values and fields; readers skip slots whose kind they do not know.
 public struct KeyFile: Codable, Sendable {
     public var version: Int = 1
     public var kind: String
@@ -56,10 +57,42 @@ public struct KeyFile: Codable, Sendable {
     public var kdf: KDFParameters?
     public var wrap: String?
     public var wrappedKey: String?
+    /// `openpgp` slots: primary-key fingerprints of the recipients the master secret is encrypted to.
+    public var recipients: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case version, kind, repository, created, hostname, username, label, kdf, wrap
+        case version, kind, repository, created, hostname, username, label, kdf, wrap, recipients
         case wrappedKey = "wrapped_key"
+    }
+
+    /// An OpenPGP slot: `wrapped_key` is the ASCII-armored OpenPGP message (gpgme, always-trust) of
+    /// the 64-byte master secret, encrypted to every recipient's public key.
+    public static func openPGP(recipients: [String], master: SecretBytes, repositoryID: [UInt8],
+                               label: String?) throws -> KeyFile {
+        let message: [UInt8]
+        let fingerprints: [String]
+        do {
+            fingerprints = try OpenPGP.fingerprints(of: recipients)
+            message = try master.withUnsafeBytes { try OpenPGP.encrypt(Array($0), recipients: fingerprints) }
+        } catch let e as GPGError {
+            throw StoreError(.invalidArgument, e.message)
+        }
+        return KeyFile(kind: "openpgp", repository: Hex.encode(repositoryID), created: Timestamp.now().rfc3339,
+                       hostname: SystemInfo.hostname, username: SystemInfo.username, label: label,
+                       kdf: nil, wrap: nil, wrappedKey: String(decoding: message, as: UTF8.self),
+                       recipients: fingerprints)
+    }
+
+    /// Decrypts an `openpgp` slot through gpg-agent. Throws GPGError when gpg cannot (no secret
+    /// key, wrong passphrase); nil when this is not an OpenPGP slot.
+    public func unlockOpenPGP() throws -> SecretBytes? {
+        guard kind == "openpgp", let w = wrappedKey else { return nil }
+        var m = try OpenPGP.decrypt(Array(w.utf8))
+        defer { secureZero(&m) }
+        guard m.count == RepositoryKeys.masterLength else {
+            throw StoreError(.corrupt, "OpenPGP key slot holds a key of unexpected length \(m.count)")
+        }
+        return SecretBytes(m)
     }
 
     /// A passphrase slot wrapping `master`.

@@ -4,8 +4,15 @@ extension KeyFile {
     /// Kinds this version knows to unwrap the master secret (i.e. can read the repository).
     /// Unknown kinds count as not read-capable, so an older coffer never lets the last slot it
     /// understands be removed because of a slot it cannot judge.
-    public static let readCapableKinds: Set<String> = ["passphrase"]
-    public var isReadCapable: Bool { KeyFile.readCapableKinds.contains(kind) }
+    public static let readCapableKinds: Set<String> = ["passphrase", "openpgp"]
+    /// An `openpgp` slot counts only when it is well-formed (a message and at least one recipient).
+    public var isReadCapable: Bool {
+        guard KeyFile.readCapableKinds.contains(kind) else { return false }
+        if kind == "openpgp" {
+            return (wrappedKey?.hasPrefix("-----BEGIN PGP MESSAGE-----") ?? false) && !(recipients ?? []).isEmpty
+        }
+        return true
+    }
 }
 
 /// One file in `keys/`, parsed if it could be.
@@ -60,6 +67,14 @@ extension Repository {
     @discardableResult
     public func addPassphraseSlot(_ passphrase: [UInt8], kdf: KDFParameters, label: String?) throws -> String {
         let slot = try KeyFile.passphrase(passphrase, master: keys.master, repositoryID: config.idBytes, kdf: kdf, label: label)
+        return try Repository.addKeySlot(slot, to: backend)
+    }
+
+    /// Adds an OpenPGP slot: the master secret encrypted to `recipients` (user ids, e-mail
+    /// addresses, key ids or fingerprints found in the gpg keyring). Returns the new slot's name.
+    @discardableResult
+    public func addOpenPGPSlot(recipients: [String], label: String?) throws -> String {
+        let slot = try KeyFile.openPGP(recipients: recipients, master: keys.master, repositoryID: config.idBytes, label: label)
         return try Repository.addKeySlot(slot, to: backend)
     }
 

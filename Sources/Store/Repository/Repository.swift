@@ -68,6 +68,50 @@ public final class Repository: @unchecked Sendable {
     public static func open(backend: Backend, passphrase: [UInt8], cacheDirectory: RawPath,
                             cacheBytes: Int = 32 << 20) throws -> Repository {
         let config = try readConfig(backend)
+        let (master, opened) = try unlockWithPassphrase(backend: backend, config: config, passphrase: passphrase)
+        return try finishOpening(backend: backend, config: config, master: master, opened: opened,
+                                 cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
+    }
+
+    /// Opens a repository through its `openpgp` key slots: gpg-agent decrypts (no passphrase asked
+    /// here; COFFER_GPG_PASSPHRASE gives one to a loopback pinentry). Fails with `.wrongPassword`
+    /// when no OpenPGP slot opens with the secret keys available.
+    public static func openWithOpenPGP(backend: Backend, cacheDirectory: RawPath,
+                                       cacheBytes: Int = 32 << 20) throws -> Repository {
+        let config = try readConfig(backend)
+        var master: SecretBytes?
+        var opened = ""
+        var failures: [String] = []
+        var damaged: [String] = []
+        var count = 0
+        for info in try backend.list(.keys) {
+            guard let slot = try? KeyFile.decode(try backend.get(info.name), name: info.name.description) else {
+                damaged.append(info.name.description)
+                continue
+            }
+            guard slot.repository == config.id, slot.kind == "openpgp" else { continue }
+            count += 1
+            do {
+                if let m = try slot.unlockOpenPGP() { master = m; opened = info.name.id; break }
+            } catch let e as GPGError {
+                let hint = !e.isNoSecretKey && getenv("COFFER_GPG_PASSPHRASE") == nil
+                    ? " — if the key has a passphrase, run on a terminal with a pinentry or set COFFER_GPG_PASSPHRASE" : ""
+                failures.append("slot \(info.name.id.prefix(8)): \(e.message)\(hint)")
+            }
+        }
+        guard let master else {
+            guard count > 0 else {
+                throw StoreError(.wrongPassword, "\(backend.location): no OpenPGP key slot (add one with 'coffer key add --gpg-recipient ID')"
+                                 + (damaged.isEmpty ? "" : "; unreadable slots: \(damaged.joined(separator: ", "))"))
+            }
+            throw StoreError(.wrongPassword, "\(backend.location): no OpenPGP key slot opens with the secret keys gpg-agent has (\(failures.joined(separator: "; ")))")
+        }
+        return try finishOpening(backend: backend, config: config, master: master, opened: opened,
+                                 cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
+    }
+
+    static func unlockWithPassphrase(backend: Backend, config: RepositoryConfig,
+                                     passphrase: [UInt8]) throws -> (SecretBytes, String) {
         var master: SecretBytes?
         var opened = ""
         var damaged: [String] = []
@@ -86,6 +130,11 @@ public final class Repository: @unchecked Sendable {
             }
             throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it)")
         }
+        return (master, opened)
+    }
+
+    static func finishOpening(backend: Backend, config: RepositoryConfig, master: SecretBytes, opened: String,
+                              cacheDirectory: RawPath, cacheBytes: Int) throws -> Repository {
         let keys = try RepositoryKeys(master: master, repositoryID: config.idBytes)
         let dir = cacheDirectory.appending(config.id)
         do {

@@ -5,7 +5,7 @@ import Store
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
-        abstract: "Manage key slots (passphrases) and the recovery sheet.",
+        abstract: "Manage key slots (passphrases, OpenPGP recipients) and the recovery sheet.",
         discussion: """
             Every slot wraps the same random master key, so adding, removing or changing a slot never \
             re-encrypts data. A new passphrase comes from COFFER_NEW_PASSWORD or is asked twice on the \
@@ -36,9 +36,11 @@ struct KeyCommand: ParsableCommand {
             let current: Bool
             let read_capable: Bool
             let other_repository: Bool
+            let recipients: [String]?
 
             enum CodingKeys: String, CodingKey {
                 case id, name, kind, created, label, hostname, username, last_used, current, read_capable, other_repository
+                case recipients
             }
             /// Absent values are written as null, so every object has the same keys.
             func encode(to encoder: Encoder) throws {
@@ -48,6 +50,7 @@ struct KeyCommand: ParsableCommand {
                 try c.encode(hostname, forKey: .hostname); try c.encode(username, forKey: .username)
                 try c.encode(last_used, forKey: .last_used); try c.encode(current, forKey: .current)
                 try c.encode(read_capable, forKey: .read_capable); try c.encode(other_repository, forKey: .other_repository)
+                try c.encode(recipients, forKey: .recipients)
             }
         }
 
@@ -61,7 +64,8 @@ struct KeyCommand: ParsableCommand {
                              label: e.slot?.label, hostname: e.slot?.hostname, username: e.slot?.username,
                              last_used: usage[e.name], current: e.name == repo.openedSlot,
                              read_capable: e.isReadCapable(for: repo.config.id),
-                             other_repository: e.slot.map { $0.repository != repo.config.id } ?? false)
+                             other_repository: e.slot.map { $0.repository != repo.config.id } ?? false,
+                             recipients: e.slot?.kind == "openpgp" ? (e.slot?.recipients ?? []) : nil)
                 }
                 if output.json {
                     Console.print(JSON.encode(rows, pretty: true))
@@ -71,11 +75,12 @@ struct KeyCommand: ParsableCommand {
                 var table = [["", "ID", "Kind", "Created", "Label", "Created by", "Last used here"]]
                 for r in rows {
                     let by = r.username.map { u in r.hostname.map { "\(u)@\($0)" } ?? u } ?? "-"
-                    table.append([r.current ? "*" : "", r.id, r.kind + (r.other_repository ? " (other repository)" : ""),
+                    let kind = r.kind + (r.recipients.map { " → " + $0.joined(separator: ", ") } ?? "")
+                    table.append([r.current ? "*" : "", r.id, kind + (r.other_repository ? " (other repository)" : ""),
                                   time(r.created), r.label ?? "", by, r.last_used.map { time($0) } ?? "-"])
                 }
                 Console.print(Table.render(table))
-                Console.print("\(rows.count) key slot\(rows.count == 1 ? "" : "s") (* = opened with your passphrase)")
+                Console.print("\(rows.count) key slot\(rows.count == 1 ? "" : "s") (* = the slot that opened the repository)")
                 return Exit.ok
             }
         }
@@ -85,7 +90,12 @@ struct KeyCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a passphrase slot (the new passphrase from COFFER_NEW_PASSWORD or asked twice).")
+            abstract: "Add a passphrase slot (the new passphrase from COFFER_NEW_PASSWORD or asked twice), or an OpenPGP slot.",
+            discussion: """
+                With --gpg-recipient (repeatable) the master key is encrypted with gpgme to those recipients' \
+                public keys (from the gpg keyring, GNUPGHOME); unlock it later with --gpg or COFFER_GPG=1, \
+                and gpg-agent (or a smartcard) does the decrypting.
+                """)
 
         @OptionGroup var repository: RepositoryOptions
         @OptionGroup var output: OutputOptions
@@ -96,8 +106,23 @@ struct KeyCommand: ParsableCommand {
         @Option(help: ArgumentHelp("scrypt memory for the new slot (default 64MiB, p=2).", valueName: "size"))
         var kdfMemory: String?
 
+        @Option(name: .customLong("gpg-recipient"),
+                help: ArgumentHelp("Add an OpenPGP slot for this recipient (user id, e-mail, key id or fingerprint; repeatable).",
+                                   valueName: "id"))
+        var gpgRecipients: [String] = []
+
         func run() throws {
             try runReportingErrors {
+                if !gpgRecipients.isEmpty {
+                    guard kdfMemory == nil else {
+                        throw ValidationError("--kdf-memory applies to passphrase slots, not to --gpg-recipient")
+                    }
+                    var (repo, current) = try repository.openKeepingPassphrase()
+                    for i in current.indices { current[i] = 0 }
+                    let name = try repo.addOpenPGPSlot(recipients: gpgRecipients, label: label)
+                    printSlot(name, verb: "added OpenPGP key slot", output: output)
+                    return Exit.ok
+                }
                 let kdf = try kdfParameters(memory: kdfMemory)
                 var (repo, current) = try repository.openKeepingPassphrase()
                 defer { for i in current.indices { current[i] = 0 } }
