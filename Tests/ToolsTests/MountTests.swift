@@ -119,7 +119,7 @@ final class MountTests: CofferTestCase {
         try initRepository()
         try ok(["backup", src.description])
         // Flip one byte in the middle of the (only) pack: it lands inside one file's chunk.
-        let packs = try findPacks()
+        let packs = packFiles()
         XCTAssertEqual(packs.count, 1)
         let size = try Posix.lstat(packs[0]).size
         try flipByte(packs[0], at: size / 2)
@@ -202,24 +202,5 @@ final class MountTests: CofferTestCase {
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("stale"), r.stderr)
         XCTAssertNotNil(try? Posix.readDirectory(mountpoint.appending("snapshots")))
-    }
-
-    func findPacks() throws -> [RawPath] {
-        var out: [RawPath] = []
-        let data = repo.appending("data")
-        for d in try Posix.readDirectory(data) {
-            for f in try Posix.readDirectory(data.appending(d)) { out.append(data.appending(d).appending(f)) }
-        }
-        return out
-    }
-
-    func flipByte(_ path: RawPath, at offset: Int64) throws {
-        let fd = path.withCString { open($0, O_RDWR) }
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { close(fd) }
-        var b: UInt8 = 0
-        XCTAssertEqual(pread(fd, &b, 1, off_t(offset)), 1)
-        b ^= 0x40
-        XCTAssertEqual(pwrite(fd, &b, 1, off_t(offset)), 1)
     }
 }

@@ -118,6 +118,17 @@ extension CofferTestCase {
         return out.sorted()
     }
 
+    /// Damages the byte at `offset` in place (XOR 0x5a), as bad media would.
+    func flipByte(_ path: RawPath, at offset: Int64) throws {
+        let fd = path.withCString { open($0, O_RDWR) }
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var b: UInt8 = 0
+        XCTAssertEqual(pread(fd, &b, 1, off_t(offset)), 1)
+        b ^= 0x5a
+        XCTAssertEqual(pwrite(fd, &b, 1, off_t(offset)), 1)
+    }
+
     /// Lock files with their content.
     func lockFiles(in repository: RawPath? = nil) -> [(name: [UInt8], bytes: [UInt8])] {
         let dir = (repository ?? repo).appending("locks")

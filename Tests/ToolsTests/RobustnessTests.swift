@@ -466,16 +466,6 @@ final class RobustnessTests: CofferTestCase {
         XCTAssertTrue(ci.stderr.contains(String(badSnapshot.prefix(8))), "the snapshot that depends on it is named: \(ci.stderr)")
     }
 
-    private func flipByte(_ path: RawPath, at offset: Int64) throws {
-        let fd = path.withCString { open($0, O_RDWR) }
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { close(fd) }
-        var b: UInt8 = 0
-        XCTAssertEqual(pread(fd, &b, 1, off_t(offset)), 1)
-        b ^= 0x5a
-        XCTAssertEqual(pwrite(fd, &b, 1, off_t(offset)), 1)
-    }
-
     // MARK: - 6. The local catalog
 
     func testLostCatalogIsRebuiltAndDeduplicationSurvives() throws {
