@@ -40,11 +40,9 @@ struct Backup: ParsableCommand {
             let lock = try RepositoryLock.acquire(repo, exclusive: false)
             defer { lock.release() }
             let raw = paths.map { RawPath($0).normalizedAbsolute() }
-            for p in raw where (try? Posix.lstat(p)) == nil {
-                // Fail before writing anything if *every* path is missing; single ones are reported by the walk.
-                if raw.allSatisfy({ (try? Posix.lstat($0)) == nil }) {
-                    throw StoreError(.invalidArgument, "\(p): no such file or directory")
-                }
+            // Fail before writing anything if *every* path is missing; single ones are reported by the walk.
+            if raw.allSatisfy({ (try? Posix.lstat($0)) == nil }) {
+                throw StoreError(.invalidArgument, "\(raw[0]): no such file or directory")
             }
             let options = BackupOptions(paths: raw, host: host ?? SystemInfo.hostname, tags: tags, excludes: excludes,
                                         oneFileSystem: oneFileSystem, workers: max(2, ProcessInfo.processInfo.activeProcessorCount),
