@@ -38,6 +38,10 @@ public final class MountFS: @unchecked Sendable {
     var entries: [UInt64: Entry] = [:]
     var children: [ChildKey: UInt64] = [:]
     var nextID: UInt64 = 2
+    /// Children of virtual directories, built once per snapshot-list refresh (lookups in
+    /// /snapshots with thousands of snapshots must not rebuild and scan the list each time).
+    var virtualCache: [VirtualDir: (list: [([UInt8], Kind)], byName: [[UInt8]: Kind])] = [:]
+    var namespaceGeneration = 0
     let trees: LRUCache<BlobID, Tree>
     let mountTime = Timestamp.now()
 
@@ -90,6 +94,8 @@ public final class MountFS: @unchecked Sendable {
             for r in list { byID[r.id] = r }
             lock.withLock {
                 namespace = ns
+                virtualCache.removeAll()
+                namespaceGeneration += 1
                 snapshotsByID = byID
             }
         }
@@ -213,6 +219,21 @@ public final class MountFS: @unchecked Sendable {
 
     /// The children of a virtual directory, by name.
     func virtualChildren(_ v: VirtualDir) -> [([UInt8], Kind)] {
+        cachedVirtualChildren(v).list
+    }
+
+    func cachedVirtualChildren(_ v: VirtualDir) -> (list: [([UInt8], Kind)], byName: [[UInt8]: Kind]) {
+        let (cached, generation) = lock.withLock { (virtualCache[v], namespaceGeneration) }
+        if let cached { return cached }
+        let list = buildVirtualChildren(v)
+        var byName: [[UInt8]: Kind] = [:]
+        for (name, kind) in list { byName[name] = kind }
+        // Built from a list that a refresh has since replaced: use it once, do not keep it.
+        lock.withLock { if namespaceGeneration == generation { virtualCache[v] = (list, byName) } }
+        return (list, byName)
+    }
+
+    func buildVirtualChildren(_ v: VirtualDir) -> [([UInt8], Kind)] {
         let ns = lock.withLock { namespace }
         func timeDir(_ list: [SnapshotNamespace.Entry]) -> [([UInt8], Kind)] {
             var out: [([UInt8], Kind)] = []
@@ -245,7 +266,7 @@ public final class MountFS: @unchecked Sendable {
         switch p.kind {
         case .virtual(let v):
             if v != .root { try? refresh() }
-            guard let kind = virtualChildren(v).first(where: { $0.0 == name })?.1 else { return nil }
+            guard let kind = cachedVirtualChildren(v).byName[name] else { return nil }
             return Entry(kind: kind, attr: makeAttr(kind, parentIno: p.attr.ino, name: name), path: childPath)
         case .snapshotRoot(let snap, let tree):
             guard let n = try loadTree(tree, path: p.path).node(named: name) else { return nil }
