@@ -9,20 +9,20 @@ enum Exit {
     static let partial: Int32 = 3          // backup: snapshot written, but some files could not be read
     static let noRepository: Int32 = 10    // no repository at the location
     static let locked: Int32 = 11          // the repository is locked by another process
-    static let wrongPassword: Int32 = 12   // no key slot opens with the passphrase
+    static let wrongPassword: Int32 = 12   // no key slot opens with the passphrase, or the key cannot read
     static let damaged: Int32 = 13         // check found damage / restore could not read some data
     static let interrupted: Int32 = 130
 
     static let help = """
         Exit codes: 0 success, 1 error, 3 backup incomplete (snapshot saved, some files unreadable), \
-        10 no repository, 11 repository locked, 12 wrong passphrase, 13 damage found, 64 usage error, 130 interrupted.
+        10 no repository, 11 repository locked, 12 wrong passphrase or key cannot do that, 13 damage found, 64 usage error, 130 interrupted.
         """
 
     static func code(for error: StoreError) -> Int32 {
         switch error.code {
         case .repositoryNotFound: return noRepository
         case .locked: return locked
-        case .wrongPassword: return wrongPassword
+        case .wrongPassword, .writeOnly: return wrongPassword
         case .corrupt: return damaged
         case .interrupted: return interrupted
         default: return failure

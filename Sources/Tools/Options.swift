@@ -18,6 +18,16 @@ struct RepositoryOptions: ParsableArguments {
     @Flag(help: "Unlock through an OpenPGP key slot and gpg-agent instead of a passphrase (default: $COFFER_GPG=1).")
     var gpg = false
 
+    @Option(help: ArgumentHelp("Use this key file instead of a passphrase (default: $COFFER_KEY_FILE). A write-only key (from 'coffer key write-only') can only back up; the file must not be readable by group or others.",
+                               valueName: "file"))
+    var keyFile: String?
+
+    /// --key-file or $COFFER_KEY_FILE, when given.
+    var keyFilePath: String? {
+        guard let k = keyFile ?? environment["COFFER_KEY_FILE"], !k.isEmpty else { return nil }
+        return k
+    }
+
     /// --gpg or COFFER_GPG=1: open through OpenPGP slots; no passphrase source is consulted.
     var useOpenPGP: Bool { gpg || environment["COFFER_GPG"] == "1" }
 
@@ -53,6 +63,24 @@ struct RepositoryOptions: ParsableArguments {
         throw StoreError(.invalidArgument, "no passphrase: set COFFER_PASSWORD_FILE or COFFER_PASSWORD, use --password-file, or run on a terminal")
     }
 
+    /// Opens the repository for `backup`: with a write-only key file when one is given, else as `open`.
+    func openForWriting() throws -> Repository {
+        guard let path = keyFilePath else { return try open() }
+        let backend = try backend()
+        _ = try Repository.readConfig(backend)
+        let key = try WriteOnlyKey.load(RawPath(path).normalizedAbsolute())
+        let repo = try Repository.open(backend: backend, writeOnlyKey: key, keyPath: path, cacheDirectory: cacheDirectory())
+        for w in repo.warnings { Console.warn(w) }
+        return repo
+    }
+
+    /// Refuses a write-only key file for commands that read (`what` names the command).
+    func refuseWriteOnly(_ what: String) throws {
+        guard let path = keyFilePath else { return }
+        let key = try WriteOnlyKey.load(RawPath(path).normalizedAbsolute())
+        throw StoreError(.writeOnly, "\(path) is a write-only key (writer \(key.writer.prefix(8))): it can run 'coffer backup' but not '\(what)', which must decrypt; use a passphrase, --gpg or a recovery sheet")
+    }
+
     /// Opens and unlocks the repository, syncing the local catalog.
     func open() throws -> Repository {
         var (repo, pass) = try openKeepingPassphrase()
@@ -62,6 +90,9 @@ struct RepositoryOptions: ParsableArguments {
 
     /// Like `open`, and also returns the passphrase that opened it (the caller zeroes it).
     func openKeepingPassphrase() throws -> (Repository, [UInt8]) {
+        let args = CommandLine.arguments.dropFirst()
+        let command = args.first.map { ["key", "catalog"].contains($0) ? args.prefix(2).joined(separator: " ") : $0 } ?? ""
+        try refuseWriteOnly("coffer \(command)")
         let backend = try backend()
         _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
         if useOpenPGP {

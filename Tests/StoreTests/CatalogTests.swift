@@ -62,7 +62,7 @@ final class CatalogTests: XCTestCase {
 
     func testCatalogPersistsAcrossOpens() throws {
         let repo = try openNewRepository()
-        let sealer = try Sealer(keys: repo.keys)
+        let sealer = try Sealer(writer: repo.writer)
         _ = try repo.saveIndex(index(pack: 0x10, blobs: [1, 2]), sealer: sealer, fileCache: [])
         let again = try Repository.open(backend: repo.backend, passphrase: passphrase, cacheDirectory: cache)
         XCTAssertEqual(again.catalog.blobCount, 2)
@@ -75,7 +75,7 @@ final class CatalogTests: XCTestCase {
     func testSyncPicksUpIndexFilesWrittenByOthers() throws {
         let repo = try openNewRepository()
         // Another client writes an index file directly to the backend.
-        let sealer = try Sealer(keys: repo.keys)
+        let sealer = try Sealer(writer: repo.writer)
         let env = try sealer.seal(index(pack: 0x20, blobs: [5, 6]).encoded(), context: EnvelopeContext.index)
         try repo.backend.put(try ObjectName(.index, Hex.encode(SHA256Digest.of(env))), env)
         XCTAssertNil(try repo.catalog.lookup(storeTestBlobID(5)))
@@ -86,7 +86,7 @@ final class CatalogTests: XCTestCase {
 
     func testSyncSkipsAnIndexUnderTheWrongContextWithAWarning() throws {
         let repo = try openNewRepository()
-        let sealer = try Sealer(keys: repo.keys)
+        let sealer = try Sealer(writer: repo.writer)
         let env = try sealer.seal(index(pack: 0x20, blobs: [5]).encoded(), context: EnvelopeContext.snapshot)
         let name = Hex.encode(SHA256Digest.of(env))
         try repo.backend.put(try ObjectName(.index, name), env)
@@ -100,7 +100,7 @@ final class CatalogTests: XCTestCase {
 
     func testVanishedIndexFileTriggersARebuild() throws {
         let repo = try openNewRepository()
-        let sealer = try Sealer(keys: repo.keys)
+        let sealer = try Sealer(writer: repo.writer)
         let row: (dir: [UInt8], name: [UInt8], entry: FileCacheEntry) =
             (Array("/home".utf8), Array("f".utf8),
              FileCacheEntry(size: 3, mtimeNanos: 1, ctimeNanos: 2, inode: 3, content: [.chunk(storeTestBlobID(1), length: 3)]))
@@ -135,7 +135,7 @@ final class CatalogTests: XCTestCase {
 
     func testSnapshotsAreSyncedAndForgotten() throws {
         let repo = try openNewRepository()
-        let sealer = try Sealer(keys: repo.keys)
+        let sealer = try Sealer(writer: repo.writer)
         let snap = Snapshot(time: "2026-11-23T02:00:00.123456789Z", host: "web1", username: "root", tags: ["nightly"],
                             paths: ["/etc"], tree: String(repeating: "ab", count: 32), partial: false, errorCount: 0,
                             program: "coffer test", summary: nil)

@@ -116,14 +116,14 @@ final class KeyRepositoryTests: XCTestCase {
         }
         let repo = try Repository.open(backend: backend, passphrase: Array("correct horse".utf8), cacheDirectory: cache)
         XCTAssertEqual(repo.config.id, config.id)
-        XCTAssertEqual(repo.keys.repositoryID, config.idBytes)
+        XCTAssertEqual(try repo.keys.repositoryID, config.idBytes)
         let catalogPath = cache.appending(config.id).appending("catalog.sqlite")
         XCTAssertEqual(repo.catalog.path, catalogPath.description)
         XCTAssertEqual(try Posix.lstat(catalogPath).permissions & 0o777, 0o600)
         // Two opens derive the same keys.
         let again = try Repository.open(backend: backend, passphrase: Array("correct horse".utf8), cacheDirectory: cache)
-        XCTAssertEqual(again.keys.master.copyBytes(), repo.keys.master.copyBytes())
-        XCTAssertEqual(again.keys.blobID([1, 2, 3]), repo.keys.blobID([1, 2, 3]))
+        XCTAssertEqual(try again.keys.master.copyBytes(), try repo.keys.master.copyBytes())
+        XCTAssertEqual(try again.keys.blobID([1, 2, 3]), try repo.keys.blobID([1, 2, 3]))
     }
 
     func testCreateRefusesAnExistingRepository() throws {
@@ -156,7 +156,7 @@ final class KeyRepositoryTests: XCTestCase {
         // A slot that wraps the right master secret, but is labelled for another repository.
         var otherID = config.idBytes
         otherID[0] ^= 0xff
-        let foreign = try KeyFile.passphrase(Array("second".utf8), master: repo.keys.master, repositoryID: otherID,
+        let foreign = try KeyFile.passphrase(Array("second".utf8), master: try repo.keys.master, repositoryID: otherID,
                                              kdf: cheapKDF(), label: nil)
         XCTAssertNotNil(try foreign.unlock(Array("second".utf8)), "the slot itself opens")
         try Repository.addKeySlot(foreign, to: backend)
@@ -164,11 +164,11 @@ final class KeyRepositoryTests: XCTestCase {
             try Repository.open(backend: backend, passphrase: Array("second".utf8), cacheDirectory: cache)
         }
         // Control: the same slot for this repository is used.
-        let own = try KeyFile.passphrase(Array("third".utf8), master: repo.keys.master, repositoryID: config.idBytes,
+        let own = try KeyFile.passphrase(Array("third".utf8), master: try repo.keys.master, repositoryID: config.idBytes,
                                          kdf: cheapKDF(), label: nil)
         try Repository.addKeySlot(own, to: backend)
         let third = try Repository.open(backend: backend, passphrase: Array("third".utf8), cacheDirectory: cache)
-        XCTAssertEqual(third.keys.master.copyBytes(), repo.keys.master.copyBytes())
+        XCTAssertEqual(try third.keys.master.copyBytes(), try repo.keys.master.copyBytes())
         XCTAssertNoThrow(try Repository.open(backend: backend, passphrase: Array("first".utf8), cacheDirectory: cache))
     }
 

@@ -34,10 +34,10 @@ public final class Archiver {
         repo = repository
         self.options = options
         self.progress = progress
-        sealer = try Sealer(keys: repository.keys)
+        sealer = try Sealer(writer: repository.writer)
         packer = Packer(backend: repository.backend, sealer: sealer, targetSize: repository.config.packSize)
         uploader = BlobUploader(packer: packer, sealer: sealer, workers: options.workers)
-        chunker = Chunker(parameters: repository.config.chunkerParameters, gear: repository.keys.gear)
+        chunker = Chunker(parameters: repository.config.chunkerParameters, gear: repository.writer.gear)
         bufferSize = 2 * repository.config.chunkerMaxSize
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
     }
@@ -282,7 +282,7 @@ public final class Archiver {
 
     /// HMACs of the chunks at `cuts` in `buffer`; several chunks are named on two threads.
     private func nameChunks(_ cuts: [(start: Int, length: Int)]) -> [BlobID] {
-        let keys = repo.keys
+        let keys = repo.writer
         let buf = UnsafeRawBufferPointer(buffer)
         let total = cuts.reduce(0) { $0 + $1.length }
         if cuts.count < 2 || total < 1 << 20 {
@@ -318,7 +318,7 @@ public final class Archiver {
 
     private func saveTree(_ tree: Tree) throws -> BlobID {
         let bytes = tree.encoded()
-        let id = repo.keys.blobID(bytes)
+        let id = repo.writer.blobID(bytes)
         if try !isKnown(id) { try store(.tree, id, bytes) }
         return id
     }

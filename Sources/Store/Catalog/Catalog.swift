@@ -79,8 +79,11 @@ public final class Catalog: @unchecked Sendable {
     /// parse is skipped (and retried next time) with a warning, so one damaged file never takes
     /// the whole repository offline. Returns whether it rebuilt from scratch, and the warnings.
     @discardableResult
-    public func sync(backend: ReadableBackend, opener: Opener) throws -> (rebuilt: Bool, warnings: [String]) {
-        let snapshotNames = Set(try backend.list(.snapshots).map(\.name.id))
+    ///
+    /// A write-only key's catalog passes `snapshots: false` (it cannot decrypt them); index files
+    /// from before index keys existed (version 1 envelopes) are recorded as seen without content.
+    public func sync(backend: ReadableBackend, opener: Opener, snapshots: Bool = true) throws -> (rebuilt: Bool, warnings: [String]) {
+        let snapshotNames = snapshots ? Set(try backend.list(.snapshots).map(\.name.id)) : []
         let names = Set(try backend.list(.index).map(\.name.id))
         let known = try lock.withLock { () -> Set<String> in
             var k = Set<String>()
@@ -102,9 +105,11 @@ public final class Catalog: @unchecked Sendable {
                 try addIndex(name: name, file: try IndexFile.decode(plain, what: "\(obj)"), fileCache: [])
             } catch let e as StoreError where e.code == .corrupt {
                 warnings.append("skipping damaged index file \(obj): \(e.message) (run 'coffer check')")
+            } catch let e as StoreError where e.code == .writeOnly {
+                try addIndex(name: name, file: IndexFile(packs: []), fileCache: [])
             }
         }
-        warnings += try syncSnapshots(backend: backend, opener: opener, names: snapshotNames)
+        if snapshots { warnings += try syncSnapshots(backend: backend, opener: opener, names: snapshotNames) }
         return (rebuilt, warnings)
     }
 

@@ -139,7 +139,7 @@ public final class Checker {
                     try BlobCodec.decode($0, type: e.type, id: e.id, rawLength: e.rawLength, opener: repo.opener,
                                          decompressors: repo.decompressors, what: what)
                 }
-                if repo.keys.blobID(plain) != e.id {
+                if repo.writer.blobID(plain) != e.id {
                     report.errors.append("\(what): content does not match its id")
                     damagedBlobs[e.id] = id
                 }

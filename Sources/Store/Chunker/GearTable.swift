@@ -25,6 +25,22 @@ public struct GearTable: Sendable {
         self.init(values: values)
     }
 
+    /// Length of the key material `init(key:)` takes: 256 little-endian 64-bit values.
+    public static let keyLength = 256 * 8
+
+    /// A table from `keyLength` bytes of key material (a repository derives them from its
+    /// master secret with HKDF): value i is bytes 8i..<8i+8, little-endian.
+    public init(key: UnsafeRawBufferPointer) {
+        precondition(key.count == GearTable.keyLength, "GearTable key must be \(GearTable.keyLength) bytes")
+        var values = [UInt64](repeating: 0, count: 256)
+        for i in 0..<256 {
+            var v: UInt64 = 0
+            for j in 0..<8 { v |= UInt64(key[i * 8 + j]) << (8 * UInt64(j)) }
+            values[i] = v
+        }
+        self.init(values: values)
+    }
+
     /// Fixed public table: splitmix64 seeded with `0x436F_6666_6572_4744` ("CofferGD").
     /// Never change it — doing so changes every chunk boundary made with it.
     public static let standard = GearTable(seed: 0x436F_6666_6572_4744)

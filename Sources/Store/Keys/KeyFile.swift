@@ -59,9 +59,11 @@ public struct KeyFile: Codable, Sendable {
     public var wrappedKey: String?
     /// `openpgp` slots: primary-key fingerprints of the recipients the master secret is encrypted to.
     public var recipients: [String]?
+    /// `write-only` records: the writer id (32 hex digits) of the write-only key.
+    public var writer: String?
 
     enum CodingKeys: String, CodingKey {
-        case version, kind, repository, created, hostname, username, label, kdf, wrap, recipients
+        case version, kind, repository, created, hostname, username, label, kdf, wrap, recipients, writer
         case wrappedKey = "wrapped_key"
     }
 

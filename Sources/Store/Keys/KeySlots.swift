@@ -66,7 +66,7 @@ extension Repository {
     /// Returns the new slot's name.
     @discardableResult
     public func addPassphraseSlot(_ passphrase: [UInt8], kdf: KDFParameters, label: String?) throws -> String {
-        let slot = try KeyFile.passphrase(passphrase, master: keys.master, repositoryID: config.idBytes, kdf: kdf, label: label)
+        let slot = try KeyFile.passphrase(passphrase, master: try keys.master, repositoryID: config.idBytes, kdf: kdf, label: label)
         return try Repository.addKeySlot(slot, to: backend)
     }
 
@@ -74,7 +74,7 @@ extension Repository {
     /// addresses, key ids or fingerprints found in the gpg keyring). Returns the new slot's name.
     @discardableResult
     public func addOpenPGPSlot(recipients: [String], label: String?) throws -> String {
-        let slot = try KeyFile.openPGP(recipients: recipients, master: keys.master, repositoryID: config.idBytes, label: label)
+        let slot = try KeyFile.openPGP(recipients: recipients, master: try keys.master, repositoryID: config.idBytes, label: label)
         return try Repository.addKeySlot(slot, to: backend)
     }
 

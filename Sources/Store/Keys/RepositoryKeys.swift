@@ -7,15 +7,21 @@ import Crypto
 /// - `dataKey`     ("coffer/v1/data")      AES-256-GCM root key; each writer session derives its own key from it
 /// - `chunkIDKey`  ("coffer/v1/chunk-id")  HMAC-SHA256 key naming blobs
 /// - `gear`        ("coffer/v1/chunker")   the chunker's gear table, so cut points do not fingerprint content
+/// - `indexKey`    ("coffer/v1/index")     AES-256-GCM root key of index files and locks, which
+///                                         write-only keys read too (to deduplicate)
+/// - `sealingKey`  ("coffer/v1/x25519")    X25519 private key; write-only keys encrypt to its public half
+/// - writer keys   ("coffer/v1/writer" ‖ writer id)  one per write-only key, authenticating what it writes
 public final class RepositoryKeys: @unchecked Sendable {
     public static let masterLength = 64
     public let repositoryID: [UInt8]
     public let master: SecretBytes
     let dataKey: SecretBytes
-    public let chunkID: HMACSHA256
-    public let gear: GearTable
+    let sealingPrivateKey: SecretBytes
+    public let sealingPublicKey: [UInt8]
+    /// What this client writes with (symmetric envelopes under `dataKey`).
+    public let writer: WriterKeys
     /// Key generation written into every envelope (rotation bumps it; see docs/FORMAT.md).
-    public let generation: UInt32 = 0
+    public var generation: UInt32 { writer.generation }
 
     public init(master: SecretBytes, repositoryID: [UInt8]) throws {
         precondition(master.count == RepositoryKeys.masterLength)
@@ -23,20 +29,103 @@ public final class RepositoryKeys: @unchecked Sendable {
         self.master = master
         let m = master.copyBytes()
         defer { var m2 = m; secureZero(&m2) }
-        var d = try HKDF.sha256(inputKey: m, salt: repositoryID, info: Array("coffer/v1/data".utf8), outputLength: 32)
-        dataKey = SecretBytes(d)
-        secureZero(&d)
-        var c = try HKDF.sha256(inputKey: m, salt: repositoryID, info: Array("coffer/v1/chunk-id".utf8), outputLength: 32)
-        chunkID = HMACSHA256(key: SecretBytes(c))
-        secureZero(&c)
-        let g = try HKDF.sha256(inputKey: m, salt: repositoryID, info: Array("coffer/v1/chunker".utf8), outputLength: 256 * 8)
-        var values = [UInt64](repeating: 0, count: 256)
-        for i in 0..<256 {
-            var v: UInt64 = 0
-            for j in 0..<8 { v |= UInt64(g[i * 8 + j]) << (8 * UInt64(j)) }
-            values[i] = v
+        func derive(_ info: String, _ length: Int = 32) throws -> SecretBytes {
+            var k = try HKDF.sha256(inputKey: m, salt: repositoryID, info: Array(info.utf8), outputLength: length)
+            defer { secureZero(&k) }
+            return SecretBytes(k)
         }
-        gear = GearTable(values: values)
+        dataKey = try derive("coffer/v1/data")
+        sealingPrivateKey = try derive("coffer/v1/x25519")
+        sealingPublicKey = try sealingPrivateKey.withUnsafeBytes { try X25519.publicKey(privateKey: Array($0)) }
+        writer = WriterKeys(repositoryID: repositoryID, generation: 0,
+                            chunkIDKey: try derive("coffer/v1/chunk-id"),
+                            chunkerKey: try derive("coffer/v1/chunker", GearTable.keyLength),
+                            indexKey: try derive("coffer/v1/index"),
+                            mode: .symmetric(dataKey))
+    }
+
+    public var chunkID: HMACSHA256 { writer.chunkID }
+    public var gear: GearTable { writer.gear }
+    public func blobID(_ plaintext: UnsafeRawBufferPointer) -> BlobID { writer.blobID(plaintext) }
+    public func blobID(_ plaintext: [UInt8]) -> BlobID { writer.blobID(plaintext) }
+
+    /// The authentication key of write-only key `writerID` (16 bytes).
+    func writerKey(_ writerID: [UInt8]) throws -> SecretBytes {
+        try master.withUnsafeBytes { m in
+            var k = try HKDF.sha256(inputKey: Array(m), salt: repositoryID,
+                                    info: Array("coffer/v1/writer".utf8) + writerID, outputLength: 32)
+            defer { secureZero(&k) }
+            return SecretBytes(k)
+        }
+    }
+
+    /// The keys of a new write-only key with id `writerID`: everything needed to write and
+    /// deduplicate, nothing that decrypts.
+    public func writeOnlyKeys(writerID: [UInt8]) throws -> WriterKeys {
+        WriterKeys(repositoryID: repositoryID, generation: generation, chunkIDKey: writer.chunkIDKey,
+                   chunkerKey: writer.chunkerKey, indexKey: writer.indexKey,
+                   mode: .sealed(recipient: sealingPublicKey, writerID: writerID, writerKey: try writerKey(writerID)))
+    }
+
+    /// Per-session AES-256-GCM key of a symmetric (version 1) envelope.
+    func sessionKey(_ sessionID: [UInt8]) throws -> [UInt8] {
+        try WriterKeys.symmetricSessionKey(dataKey, sessionID)
+    }
+
+    /// Per-session key of a sealed (version 3) envelope: X25519 with the ephemeral public key,
+    /// bound to the writer's authentication key.
+    func sealedSessionKey(writerID: [UInt8], ephemeralPublicKey: [UInt8]) throws -> [UInt8] {
+        var shared = try sealingPrivateKey.withUnsafeBytes {
+            try X25519.sharedSecret(privateKey: Array($0), publicKey: ephemeralPublicKey)
+        }
+        defer { secureZero(&shared) }
+        return try WriterKeys.sealedSessionKey(shared: shared, writerKey: try writerKey(writerID), writerID: writerID,
+                                               ephemeralPublicKey: ephemeralPublicKey, recipient: sealingPublicKey)
+    }
+}
+
+/// What a writer holds: the deduplication keys (chunk ids, chunker, index files) and the way it
+/// encrypts. A read-capable client encrypts symmetrically; a write-only key encrypts to the
+/// repository's X25519 public key and so cannot decrypt anything it wrote.
+public final class WriterKeys: @unchecked Sendable {
+    public enum Mode {
+        /// Version 1 envelopes under the data root key (read-capable writers).
+        case symmetric(SecretBytes)
+        /// Version 3 envelopes sealed to `recipient` (write-only keys).
+        case sealed(recipient: [UInt8], writerID: [UInt8], writerKey: SecretBytes)
+    }
+    public let repositoryID: [UInt8]
+    public let generation: UInt32
+    let chunkIDKey: SecretBytes
+    let chunkerKey: SecretBytes
+    let indexKey: SecretBytes
+    public let mode: Mode
+    public let chunkID: HMACSHA256
+    public let gear: GearTable
+
+    public init(repositoryID: [UInt8], generation: UInt32, chunkIDKey: SecretBytes, chunkerKey: SecretBytes,
+                indexKey: SecretBytes, mode: Mode) {
+        precondition(chunkIDKey.count == 32 && indexKey.count == 32 && chunkerKey.count == GearTable.keyLength)
+        self.repositoryID = repositoryID
+        self.generation = generation
+        self.chunkIDKey = chunkIDKey
+        self.chunkerKey = chunkerKey
+        self.indexKey = indexKey
+        self.mode = mode
+        chunkID = HMACSHA256(key: chunkIDKey)
+        gear = chunkerKey.withUnsafeBytes { GearTable(key: $0) }
+    }
+
+    /// True for a write-only key (it cannot decrypt snapshots, trees or data).
+    public var isWriteOnly: Bool {
+        if case .sealed = mode { return true }
+        return false
+    }
+
+    /// The write-only key's id (nil for read-capable writers).
+    public var writerID: [UInt8]? {
+        if case .sealed(_, let id, _) = mode { return id }
+        return nil
     }
 
     public func blobID(_ plaintext: UnsafeRawBufferPointer) -> BlobID {
@@ -46,10 +135,21 @@ public final class RepositoryKeys: @unchecked Sendable {
         BlobID(bytes: chunkID.authenticationCode(plaintext))
     }
 
-    /// Per-session AES-256-GCM key: HKDF(dataKey, salt: sessionID, info: "coffer/v1/session").
-    func sessionKey(_ sessionID: [UInt8]) throws -> [UInt8] {
-        try dataKey.withUnsafeBytes { raw in
+    static func symmetricSessionKey(_ root: SecretBytes, _ sessionID: [UInt8]) throws -> [UInt8] {
+        try root.withUnsafeBytes { raw in
             try HKDF.sha256(inputKey: Array(raw), salt: sessionID, info: Array("coffer/v1/session".utf8), outputLength: 32)
+        }
+    }
+
+    /// HKDF-SHA256(ikm = X25519 shared secret ‖ writer key, salt = ephemeral public ‖ recipient public,
+    /// info = "coffer/v1/sealed-session" ‖ writer id).
+    static func sealedSessionKey(shared: [UInt8], writerKey: SecretBytes, writerID: [UInt8],
+                                 ephemeralPublicKey: [UInt8], recipient: [UInt8]) throws -> [UInt8] {
+        try writerKey.withUnsafeBytes { w in
+            var ikm = shared + Array(w)
+            defer { secureZero(&ikm) }
+            return try HKDF.sha256(inputKey: ikm, salt: ephemeralPublicKey + recipient,
+                                   info: Array("coffer/v1/sealed-session".utf8) + writerID, outputLength: 32)
         }
     }
 }

@@ -50,6 +50,7 @@ public enum BlobCodec {
         default: throw StoreError(.corrupt, "\(what): unknown compression \(flag)")
         }
         guard out.count == rawLength else { throw StoreError(.corrupt, "\(what): length \(out.count), expected \(rawLength)") }
+        try opener.checkBlobID(envelope, plaintext: out, id: id, what: what)
         return out
     }
 }

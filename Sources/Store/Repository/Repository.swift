@@ -5,7 +5,10 @@ import Glibc
 public final class Repository: @unchecked Sendable {
     public let backend: Backend
     public let config: RepositoryConfig
-    public let keys: RepositoryKeys
+    /// The keys that read (nil when opened with a write-only key).
+    public let readKeys: RepositoryKeys?
+    /// The keys this client writes with.
+    public let writer: WriterKeys
     public let opener: Opener
     public let catalog: Catalog
     /// Name (64 hex digits) of the key slot that unlocked the repository ("" when opened without one).
@@ -16,13 +19,37 @@ public final class Repository: @unchecked Sendable {
     init(backend: Backend, config: RepositoryConfig, keys: RepositoryKeys, catalog: Catalog, cacheBytes: Int) {
         self.backend = backend
         self.config = config
-        self.keys = keys
+        self.readKeys = keys
+        self.writer = keys.writer
         self.opener = Opener(keys: keys)
         self.catalog = catalog
         self.blobCache = LRUCache(limit: cacheBytes)
     }
 
+    init(backend: Backend, config: RepositoryConfig, writeOnly writer: WriterKeys, catalog: Catalog) {
+        self.backend = backend
+        self.config = config
+        self.readKeys = nil
+        self.writer = writer
+        self.opener = Opener(writeOnly: writer)
+        self.catalog = catalog
+        self.blobCache = LRUCache(limit: 1 << 20)
+    }
+
     public var location: String { backend.location }
+
+    /// True when opened with a write-only key: it can back up, nothing else.
+    public var isWriteOnly: Bool { readKeys == nil }
+
+    /// The read-capable keys; throws `.writeOnly` for a write-only key.
+    public var keys: RepositoryKeys {
+        get throws {
+            guard let k = readKeys else {
+                throw StoreError(.writeOnly, "\(location): opened with a write-only key, which cannot decrypt anything")
+            }
+            return k
+        }
+    }
 
     // MARK: - Creating and opening
 
@@ -136,18 +163,7 @@ public final class Repository: @unchecked Sendable {
     static func finishOpening(backend: Backend, config: RepositoryConfig, master: SecretBytes, opened: String,
                               cacheDirectory: RawPath, cacheBytes: Int) throws -> Repository {
         let keys = try RepositoryKeys(master: master, repositoryID: config.idBytes)
-        let dir = cacheDirectory.appending(config.id)
-        do {
-            try Posix.makeDirectories(dir, permissions: 0o700)
-        } catch let e as PosixError {
-            throw StoreError(.io, "cannot create cache directory: \(e)")
-        }
-        let catalog: Catalog
-        do {
-            catalog = try Catalog(path: dir.appending("catalog.sqlite").description, repositoryID: config.id)
-        } catch let e as SQLiteError {
-            throw StoreError(.io, "catalog \(dir)/catalog.sqlite: \(e)")
-        }
+        let catalog = try openCatalog(cacheDirectory: cacheDirectory, config: config, file: "catalog.sqlite")
         let repo = Repository(backend: backend, config: config, keys: keys, catalog: catalog, cacheBytes: cacheBytes)
         repo.openedSlot = opened
         // "Last used" for `key list` (local to this machine); never worth failing a command over.
@@ -156,12 +172,32 @@ public final class Repository: @unchecked Sendable {
         return repo
     }
 
+    /// Opens (creating it 0600 if needed) the catalog `file` under `cacheDirectory/<repository id>/`.
+    /// Refuses a catalog that group or others can read: it names every file and chunk backed up.
+    static func openCatalog(cacheDirectory: RawPath, config: RepositoryConfig, file: String) throws -> Catalog {
+        let dir = cacheDirectory.appending(config.id)
+        do {
+            try Posix.makeDirectories(dir, permissions: 0o700)
+        } catch let e as PosixError {
+            throw StoreError(.io, "cannot create cache directory: \(e)")
+        }
+        let path = dir.appending(file)
+        if let st = try? Posix.lstat(path), st.permissions & 0o077 != 0 {
+            throw StoreError(.invalidArgument, "catalog \(path) is readable or writable by group or others (mode \(String(st.permissions & 0o777, radix: 8))): run 'chmod 600 \(path)'")
+        }
+        do {
+            return try Catalog(path: path.description, repositoryID: config.id)
+        } catch let e as SQLiteError {
+            throw StoreError(.io, "catalog \(path): \(e)")
+        }
+    }
+
     /// Warnings from the last catalog sync (damaged objects that were skipped).
     public private(set) var warnings: [String] = []
 
     /// Picks up index files and snapshots written since the catalog last looked.
     public func syncCatalog() throws {
-        do { warnings = try catalog.sync(backend: backend, opener: opener).warnings } catch let e as BackendError {
+        do { warnings = try catalog.sync(backend: backend, opener: opener, snapshots: !isWriteOnly).warnings } catch let e as BackendError {
             throw StoreError(.io, e.description)
         } catch let e as SQLiteError {
             throw StoreError(.io, "catalog \(catalog.path): \(e)")
@@ -240,7 +276,8 @@ public final class Repository: @unchecked Sendable {
         do { try backend.put(try ObjectName(.snapshots, id), env) } catch let e as BackendError {
             throw StoreError(.io, e.description)
         }
-        try catalog.addSnapshot(id: id, json: plain)
+        // A write-only client keeps no copy of what it cannot read back.
+        if !isWriteOnly { try catalog.addSnapshot(id: id, json: plain) }
         return id
     }
 

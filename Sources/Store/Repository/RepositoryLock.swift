@@ -18,7 +18,7 @@ public final class RepositoryLock: @unchecked Sendable {
     }
     public static let staleAfter: Int64 = 30 * 60
     static let refreshEvery: Double = 5 * 60
-    static let context = Array("coffer:lock".utf8)
+    static let context = EnvelopeContext.lock
 
     private let repo: Repository
     private let exclusive: Bool
@@ -37,7 +37,7 @@ public final class RepositoryLock: @unchecked Sendable {
 
     /// Takes a lock, removing stale ones; throws `.locked` on conflict.
     public static func acquire(_ repo: Repository, exclusive: Bool) throws -> RepositoryLock {
-        let sealer = try Sealer(keys: repo.keys)
+        let sealer = try Sealer(writer: repo.writer)
         try checkConflicts(repo, exclusive: exclusive, own: nil)
         let name = try write(repo, sealer: sealer, exclusive: exclusive)
         // Re-check: another process may have taken an exclusive lock in between.

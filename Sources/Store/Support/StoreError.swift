@@ -15,6 +15,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case invalidArgument
         case io                      // local I/O failure (ENOSPC, EACCES...)
         case unsupported
+        case writeOnly               // a write-only key was asked to decrypt something
         case interrupted
     }
     public let code: Code

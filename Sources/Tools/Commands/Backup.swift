@@ -36,7 +36,7 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let repo = try repository.open()
+            let repo = try repository.openForWriting()
             let lock = try RepositoryLock.acquire(repo, exclusive: false)
             defer { lock.release() }
             let raw = paths.map { RawPath($0).normalizedAbsolute() }

@@ -16,7 +16,7 @@ struct CatalogCommand: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
-                let repo = try repository.open()
+                let repo = try repository.openForWriting()
                 try repo.rebuildCatalog()
                 let n = try repo.snapshots().count
                 if output.json {
@@ -41,7 +41,7 @@ struct Unlock: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let repo = try repository.open()
+            let repo = try repository.openForWriting()
             let n = try RepositoryLock.removeLocks(repo, all: removeAll)
             Console.print("removed \(n) lock\(n == 1 ? "" : "s")")
             return Exit.ok

@@ -12,7 +12,7 @@ struct KeyCommand: ParsableCommand {
             terminal; the current one from --password-file, COFFER_PASSWORD_FILE, COFFER_PASSWORD or a prompt. \
             See docs/KEYS.md.
             """,
-        subcommands: [List.self, Add.self, Remove.self, Passwd.self, ExportRecovery.self, ImportRecovery.self])
+        subcommands: [List.self, Add.self, Remove.self, Passwd.self, WriteOnly.self, ExportRecovery.self, ImportRecovery.self])
 
     // MARK: - list
 
@@ -37,10 +37,11 @@ struct KeyCommand: ParsableCommand {
             let read_capable: Bool
             let other_repository: Bool
             let recipients: [String]?
+            let writer: String?
 
             enum CodingKeys: String, CodingKey {
                 case id, name, kind, created, label, hostname, username, last_used, current, read_capable, other_repository
-                case recipients
+                case recipients, writer
             }
             /// Absent values are written as null, so every object has the same keys.
             func encode(to encoder: Encoder) throws {
@@ -51,6 +52,7 @@ struct KeyCommand: ParsableCommand {
                 try c.encode(last_used, forKey: .last_used); try c.encode(current, forKey: .current)
                 try c.encode(read_capable, forKey: .read_capable); try c.encode(other_repository, forKey: .other_repository)
                 try c.encode(recipients, forKey: .recipients)
+                try c.encode(writer, forKey: .writer)
             }
         }
 
@@ -65,7 +67,8 @@ struct KeyCommand: ParsableCommand {
                              last_used: usage[e.name], current: e.name == repo.openedSlot,
                              read_capable: e.isReadCapable(for: repo.config.id),
                              other_repository: e.slot.map { $0.repository != repo.config.id } ?? false,
-                             recipients: e.slot?.kind == "openpgp" ? (e.slot?.recipients ?? []) : nil)
+                             recipients: e.slot?.kind == "openpgp" ? (e.slot?.recipients ?? []) : nil,
+                             writer: e.slot?.kind == "write-only" ? e.slot?.writer : nil)
                 }
                 if output.json {
                     Console.print(JSON.encode(rows, pretty: true))
@@ -76,6 +79,7 @@ struct KeyCommand: ParsableCommand {
                 for r in rows {
                     let by = r.username.map { u in r.hostname.map { "\(u)@\($0)" } ?? u } ?? "-"
                     let kind = r.kind + (r.recipients.map { " → " + $0.joined(separator: ", ") } ?? "")
+                        + (r.writer.map { " (writer \($0.prefix(8)))" } ?? "")
                     table.append([r.current ? "*" : "", r.id, kind + (r.other_repository ? " (other repository)" : ""),
                                   time(r.created), r.label ?? "", by, r.last_used.map { time($0) } ?? "-"])
                 }
@@ -215,6 +219,53 @@ struct KeyCommand: ParsableCommand {
         }
     }
 
+    // MARK: - write-only
+
+    struct WriteOnly: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "write-only",
+            abstract: "Create a key file that can back up into the repository but never read from it.",
+            discussion: """
+                Give the file to a backup client and run 'coffer backup --key-file FILE' (or set COFFER_KEY_FILE) \
+                there. What it writes is sealed to the repository's X25519 public key: it cannot decrypt any \
+                snapshot, tree or chunk, not even its own. It still deduplicates against everything in the \
+                repository and keeps its own catalog for fast incremental runs. Readers see its snapshots like \
+                any other. The file is created with mode 0600 and never overwrites one; the repository records \
+                the key in keys/ ('coffer key list'), and 'coffer key remove' withdraws it. See docs/KEYS.md.
+                """)
+
+        @OptionGroup var repository: RepositoryOptions
+        @OptionGroup var out: OutputOptions
+
+        @Option(name: [.customShort("o"), .customLong("output")],
+                help: ArgumentHelp("The key file to create (mode 0600; must not exist).", valueName: "file"))
+        var file: String
+
+        @Option(help: "A label for the key (shown by 'key list'), e.g. the host it is for.")
+        var label: String?
+
+        func run() throws {
+            try runReportingErrors {
+                let path = RawPath(file).normalizedAbsolute()
+                if (try? Posix.lstat(path)) != nil {
+                    throw StoreError(.invalidArgument, "\(path) already exists; refusing to overwrite it")
+                }
+                let repo = try repository.open()
+                let (key, slot) = try repo.issueWriteOnlyKey(label: label)
+                do { try key.write(to: path) } catch {
+                    try? repo.removeKeySlot(slot)
+                    throw error
+                }
+                if out.json {
+                    Console.print(JSON.encode(["id": String(slot.prefix(8)), "name": slot, "writer": key.writer, "file": path.description]))
+                } else if !out.quiet {
+                    Console.print("write-only key \(slot.prefix(8)) (writer \(key.writer.prefix(8))) written to \(path) (mode 0600)")
+                }
+                return Exit.ok
+            }
+        }
+    }
+
     // MARK: - export-recovery
 
     struct ExportRecovery: ParsableCommand {
@@ -242,7 +293,7 @@ struct KeyCommand: ParsableCommand {
                     throw StoreError(.invalidArgument, "refusing to print the recovery sheet to a terminal (it would stay in the scrollback): redirect it (> sheet.txt, | lpr), use --output FILE, or pass --yes")
                 }
                 let repo = try repository.open()
-                let sheet = RecoverySheet.render(master: repo.keys.master, repositoryID: repo.config.id, location: repo.location,
+                let sheet = RecoverySheet.render(master: try repo.keys.master, repositoryID: repo.config.id, location: repo.location,
                                                  printed: Timestamp.now(), hostname: SystemInfo.hostname)
                 if let output {
                     let path = RawPath(output).normalizedAbsolute()
