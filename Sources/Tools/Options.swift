@@ -82,27 +82,27 @@ struct RepositoryOptions: ParsableArguments {
     }
 
     /// Opens and unlocks the repository, syncing the local catalog.
-    func open() throws -> Repository {
-        var (repo, pass) = try openKeepingPassphrase()
+    func open(cacheBytes: Int = 32 << 20) throws -> Repository {
+        var (repo, pass) = try openKeepingPassphrase(cacheBytes: cacheBytes)
         for i in pass.indices { pass[i] = 0 }
         return repo
     }
 
     /// Like `open`, and also returns the passphrase that opened it (the caller zeroes it).
-    func openKeepingPassphrase() throws -> (Repository, [UInt8]) {
+    func openKeepingPassphrase(cacheBytes: Int = 32 << 20) throws -> (Repository, [UInt8]) {
         let args = CommandLine.arguments.dropFirst()
         let command = args.first.map { ["key", "catalog"].contains($0) ? args.prefix(2).joined(separator: " ") : $0 } ?? ""
         try refuseWriteOnly("coffer \(command)")
         let backend = try backend()
         _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
         if useOpenPGP {
-            let repo = try Repository.openWithOpenPGP(backend: backend, cacheDirectory: cacheDirectory())
+            let repo = try Repository.openWithOpenPGP(backend: backend, cacheDirectory: cacheDirectory(), cacheBytes: cacheBytes)
             for w in repo.warnings { Console.warn(w) }
             return (repo, [])
         }
         var pass = try passphrase()
         do {
-            let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory())
+            let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory(), cacheBytes: cacheBytes)
             for w in repo.warnings { Console.warn(w) }
             return (repo, pass)
         } catch {

@@ -188,7 +188,7 @@ final class CatalogTests: XCTestCase {
             try c.addIndex(name: "0123abcd", file: index(pack: 1, blobs: [1, 2]), fileCache: [
                 (dir: [0x2f], name: [0x61], entry: FileCacheEntry(size: 1, mtimeNanos: 1, ctimeNanos: 1, inode: 1, content: [])),
             ])
-            try c.addSnapshot(id: "feedbeef", json: Array("{}".utf8))
+            try c.addSnapshot(id: "feedbeef", json: Array("{}".utf8), envelope: [])
             XCTAssertEqual(c.blobCount, 2)
         }
         do {

@@ -165,7 +165,7 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertEqual(a.blobID(text), b.blobID(text))
         XCTAssertEqual(a.gear.values, b.gear.values)
         XCTAssertEqual(a.gear.values.count, 256)
-        XCTAssertEqual(try a.sessionKey(Array(repeating: 5, count: 16)), try b.sessionKey(Array(repeating: 5, count: 16)))
+        XCTAssertEqual(try a.sessionKey(Array(repeating: 5, count: 16), generation: 0, what: "a"), try b.sessionKey(Array(repeating: 5, count: 16), generation: 0, what: "b"))
         // Frozen values, computed independently (Python: HKDF-SHA256, HMAC-SHA256, little-endian u64s).
         XCTAssertEqual(a.blobID(text).hex, "74e40ce16577e5696d205f355cb165988e71aded2ab30785bb610b4890b761a5")
         XCTAssertEqual(a.gear.values[0], 0xa9bf_dd78_450f_23ca)
@@ -186,7 +186,7 @@ final class EnvelopeTests: XCTestCase {
         let text = Array("coffer".utf8)
         XCTAssertNotEqual(a.blobID(text), b.blobID(text))
         XCTAssertNotEqual(a.gear.values, b.gear.values)
-        XCTAssertNotEqual(try a.sessionKey(Array(repeating: 5, count: 16)), try b.sessionKey(Array(repeating: 5, count: 16)))
+        XCTAssertNotEqual(try a.sessionKey(Array(repeating: 5, count: 16), generation: 0, what: "k"), try b.sessionKey(Array(repeating: 5, count: 16), generation: 0, what: "k"))
         var m = StoreTestKeys.masterBytes; m[0] ^= 1
         let c = try RepositoryKeys(master: SecretBytes(m), repositoryID: StoreTestKeys.repositoryID)
         XCTAssertNotEqual(a.blobID(text), c.blobID(text))

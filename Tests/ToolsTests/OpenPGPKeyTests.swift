@@ -156,4 +156,35 @@ final class OpenPGPKeyTests: CofferTestCase {
         XCTAssertTrue(unknown.stderr.contains("nobody@example.net"), unknown.stderr)
         XCTAssertEqual(entryNames(repo.appending("keys")).count, before)
     }
+
+    func testRotationReMakesOpenPGPSlotsAndTheyReadOldAndNewData() throws {
+        try initRepository()
+        let src = try backUpSomething()
+        try ok(["key", "add", "--gpg-recipient", "ops@example.org", "--label", "ops"], env: ["GNUPGHOME": gnupgHome])
+        // Rotate with the passphrase; the OpenPGP slot is re-encrypted for generation 1.
+        let r = try ok(["key", "rotate", "--json"], env: ["GNUPGHOME": gnupgHome])
+        let out = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((out["new_slots"] as? [String])?.count, 2, "the passphrase slot and the OpenPGP slot")
+        try writeFile(src.appending("after.txt"), "written after the rotation\n")
+        try ok(["backup", src.description])
+        let keys = repo.appending("keys")
+        let gpgSlots = try entryNames(keys).compactMap { f -> [String: Any]? in
+            let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: keys.appending(f).description))) as? [String: Any]
+            return j?["kind"] as? String == "openpgp" ? j : nil
+        }
+        XCTAssertEqual(gpgSlots.count, 1)
+        XCTAssertEqual(gpgSlots.first?["generation"] as? Int, 1)
+        // gpg-agent alone opens generation 1 and, through the record, everything before it.
+        let env = gpgOnly(extra: ["COFFER_CACHE_DIR": work.appending("gpg-cache").description])
+        let list = try ok(["snapshots", "--json"], env: env)
+        let snaps = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
+        XCTAssertEqual(snaps.map { $0["key_generation"] as? Int }, [0, 1])
+        for s in snaps {
+            let id = try XCTUnwrap(s["id"] as? String)
+            let target = work.appending("r-\(id.prefix(8))")
+            try ok(["restore", id, "--target", target.description], env: env)
+            XCTAssertEqual(try String(contentsOfFile: restored(src, under: target).appending("hello.txt").description, encoding: .utf8),
+                           "hello from gpg\n")
+        }
+    }
 }

@@ -31,6 +31,9 @@ public final class Archiver {
     static let indexFlushBytes = 4 << 30
 
     public init(repository: Repository, options: BackupOptions, progress: BackupProgress = BackupProgress()) throws {
+        if let newer = repository.newerGeneration {
+            throw StoreError(.wrongPassword, "\(repository.location): this key is of key generation \(repository.writer.generation), but the repository was rotated to generation \(newer); readers would reject its snapshots. Unlock with a current key slot")
+        }
         repo = repository
         self.options = options
         self.progress = progress

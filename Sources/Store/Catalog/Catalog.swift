@@ -25,7 +25,7 @@ public struct FileCacheEntry: Sendable, Equatable {
 ///
 /// All methods are thread-safe (one connection, serialized by a lock).
 public final class Catalog: @unchecked Sendable {
-    static let schemaVersion = "1"
+    static let schemaVersion = "2"
     public let path: String
     let db: SQLiteDatabase
     let lock = Mutex()
@@ -49,7 +49,7 @@ public final class Catalog: @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS packs(id INTEGER PRIMARY KEY, hash TEXT UNIQUE NOT NULL);
             CREATE TABLE IF NOT EXISTS blobs(id BLOB PRIMARY KEY, type INTEGER NOT NULL, pack INTEGER NOT NULL,
                 offset INTEGER NOT NULL, length INTEGER NOT NULL, rawlen INTEGER NOT NULL) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, json BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, json BLOB NOT NULL, generation INTEGER NOT NULL, writer TEXT);
             CREATE TABLE IF NOT EXISTS filecache(dir BLOB NOT NULL, name BLOB NOT NULL, size INTEGER, mtime INTEGER,
                 ctime INTEGER, inode INTEGER, content BLOB, PRIMARY KEY(dir, name)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS key_usage(slot TEXT PRIMARY KEY, last_used TEXT NOT NULL);
@@ -126,9 +126,10 @@ public final class Catalog: @unchecked Sendable {
         for name in names.subtracting(known).sorted() {
             let obj = try ObjectName(.snapshots, name)
             do {
-                let plain = try opener.open(try backend.get(obj), context: EnvelopeContext.snapshot, what: "\(backend.location)/\(obj)")
+                let env = try backend.get(obj)
+                let plain = try opener.open(env, context: EnvelopeContext.snapshot, what: "\(backend.location)/\(obj)")
                 _ = try Snapshot.decode(plain, what: "\(obj)")
-                try addSnapshot(id: name, json: plain)
+                try addSnapshot(id: name, json: plain, envelope: env)
             } catch let e as StoreError where e.code == .corrupt {
                 warnings.append("skipping damaged snapshot \(name.prefix(8)): \(e.message) (run 'coffer check')")
             }
@@ -226,9 +227,13 @@ public final class Catalog: @unchecked Sendable {
 
     // MARK: - Snapshots
 
-    public func addSnapshot(id: String, json: [UInt8]) throws {
+    /// Records a snapshot; `envelope` (its header) tells the key generation and writer.
+    public func addSnapshot(id: String, json: [UInt8], envelope: [UInt8]) throws {
+        let generation = envelope.count >= 5 ? Int64(envelope[1...4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) : 0
+        let writer: SQLiteValue = Envelope.writerID(of: envelope).map { .text(Hex.encode($0)) } ?? .null
         try lock.withLock {
-            try statement("INSERT OR REPLACE INTO snapshots(id, json) VALUES(?, ?)").forEachRow([.text(id), .blob(json)]) { _ in }
+            try statement("INSERT OR REPLACE INTO snapshots(id, json, generation, writer) VALUES(?, ?, ?, ?)")
+                .forEachRow([.text(id), .blob(json), .integer(generation), writer]) { _ in }
         }
     }
 
@@ -236,9 +241,11 @@ public final class Catalog: @unchecked Sendable {
     public func snapshots() throws -> [SnapshotRecord] {
         try lock.withLock {
             var out: [SnapshotRecord] = []
-            try statement("SELECT id, json FROM snapshots").forEachRow([]) { s in
+            try statement("SELECT id, json, generation, writer FROM snapshots").forEachRow([]) { s in
                 let id = s.text(0)
-                out.append(SnapshotRecord(id: id, snapshot: try Snapshot.decode(s.blob(1), what: "catalog snapshot \(id)")))
+                out.append(SnapshotRecord(id: id, snapshot: try Snapshot.decode(s.blob(1), what: "catalog snapshot \(id)"),
+                                          generation: UInt32(truncatingIfNeeded: s.int64(2)),
+                                          writer: s.isNull(3) ? nil : s.text(3)))
             }
             return out.sorted { ($0.snapshot.timestamp, $0.id) < ($1.snapshot.timestamp, $1.id) }
         }

@@ -91,8 +91,15 @@ public final class Checker {
             report.snapshots += 1
             let snap: Snapshot
             do {
-                let plain = try repo.opener.open(try backend.get(info.name), context: EnvelopeContext.snapshot, what: "\(info.name)")
+                let env = try backend.get(info.name)
+                let plain = try repo.opener.open(env, context: EnvelopeContext.snapshot, what: "\(info.name)")
                 snap = try Snapshot.decode(plain, what: "\(info.name)")
+                let g = env[1...4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                let record = SnapshotRecord(id: info.name.id, snapshot: snap, generation: g,
+                                            writer: Envelope.writerID(of: env).map { Hex.encode($0) })
+                if let why = repo.rejection(of: record) {
+                    report.errors.append("snapshot \(info.name.id.prefix(8)) is rejected: \(why)")
+                }
             } catch let e as StoreError {
                 report.errors.append("snapshot \(info.name.id.prefix(8)): \(e.message)")
                 continue

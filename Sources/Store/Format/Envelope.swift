@@ -160,9 +160,6 @@ public final class Opener: @unchecked Sendable {
             throw StoreError(.corrupt, "\(what): envelope version \(version) is not allowed for this kind of object (forged?)")
         }
         let generation = UInt32(envelope[1]) << 24 | UInt32(envelope[2]) << 16 | UInt32(envelope[3]) << 8 | UInt32(envelope[4])
-        guard generation == writer.generation else {
-            throw StoreError(.corrupt, "\(what): encrypted with unknown key generation \(generation)")
-        }
         let header = Array(envelope[0..<headerLength])
         let sessionTag = Array(header[0..<(headerLength - 12)])
         let nonce = Array(header[(headerLength - 12)...])
@@ -174,11 +171,12 @@ public final class Opener: @unchecked Sendable {
             if cache.count > 4096 { cache.removeAll() }
             let k: [UInt8]
             switch version {
-            case Envelope.dataVersion: k = try keys!.sessionKey(Array(header[5..<21]))
+            case Envelope.dataVersion: k = try keys!.sessionKey(Array(header[5..<21]), generation: generation, what: what)
             case Envelope.indexVersion: k = try WriterKeys.symmetricSessionKey(writer.indexKey, Array(header[5..<21]))
             default:
                 do {
-                    k = try keys!.sealedSessionKey(writerID: Array(header[5..<21]), ephemeralPublicKey: Array(header[21..<53]))
+                    k = try keys!.sealedSessionKey(writerID: Array(header[5..<21]), ephemeralPublicKey: Array(header[21..<53]),
+                                                   generation: generation, what: what)
                 } catch let e as CryptoError {
                     throw StoreError(.corrupt, "\(what): bad ephemeral key (\(e))")
                 }

@@ -61,16 +61,26 @@ public struct KeyFile: Codable, Sendable {
     public var recipients: [String]?
     /// `write-only` records: the writer id (32 hex digits) of the write-only key.
     public var writer: String?
+    /// Key generation of the master secret a slot wraps, or that a `write-only` key or a
+    /// `generation` record belongs to (absent = 0).
+    public var generation: UInt32?
+    /// `generation` records: the generation's X25519 public key (base64).
+    public var publicKey: String?
+    /// `generation` records: the sealed rotation secrets (base64; docs/FORMAT.md §3.1).
+    public var sealed: String?
 
     enum CodingKeys: String, CodingKey {
-        case version, kind, repository, created, hostname, username, label, kdf, wrap, recipients, writer
-        case wrappedKey = "wrapped_key"
+        case version, kind, repository, created, hostname, username, label, kdf, wrap, recipients, writer, generation, sealed
+        case wrappedKey = "wrapped_key", publicKey = "public_key"
     }
+
+    /// The generation, 0 when absent.
+    public var keyGeneration: UInt32 { generation ?? 0 }
 
     /// An OpenPGP slot: `wrapped_key` is the ASCII-armored OpenPGP message (gpgme, always-trust) of
     /// the 64-byte master secret, encrypted to every recipient's public key.
     public static func openPGP(recipients: [String], master: SecretBytes, repositoryID: [UInt8],
-                               label: String?) throws -> KeyFile {
+                               label: String?, generation: UInt32 = 0) throws -> KeyFile {
         let message: [UInt8]
         let fingerprints: [String]
         do {
@@ -82,7 +92,7 @@ public struct KeyFile: Codable, Sendable {
         return KeyFile(kind: "openpgp", repository: Hex.encode(repositoryID), created: Timestamp.now().rfc3339,
                        hostname: SystemInfo.hostname, username: SystemInfo.username, label: label,
                        kdf: nil, wrap: nil, wrappedKey: String(decoding: message, as: UTF8.self),
-                       recipients: fingerprints)
+                       recipients: fingerprints, generation: generation == 0 ? nil : generation)
     }
 
     /// Decrypts an `openpgp` slot through gpg-agent. Throws GPGError when gpg cannot (no secret
@@ -99,13 +109,14 @@ public struct KeyFile: Codable, Sendable {
 
     /// A passphrase slot wrapping `master`.
     public static func passphrase(_ passphrase: [UInt8], master: SecretBytes, repositoryID: [UInt8],
-                                  kdf: KDFParameters, label: String?) throws -> KeyFile {
+                                  kdf: KDFParameters, label: String?, generation: UInt32 = 0) throws -> KeyFile {
         var kek = try kdf.derive(passphrase)
         defer { secureZero(&kek) }
         let wrapped = try master.withUnsafeBytes { try AESKeyWrap.wrap(kek: kek, plaintext: Array($0)) }
         return KeyFile(kind: "passphrase", repository: Hex.encode(repositoryID), created: Timestamp.now().rfc3339,
                        hostname: SystemInfo.hostname, username: SystemInfo.username, label: label,
-                       kdf: kdf, wrap: "aes256-kw", wrappedKey: Data(wrapped).base64EncodedString())
+                       kdf: kdf, wrap: "aes256-kw", wrappedKey: Data(wrapped).base64EncodedString(),
+                       generation: generation == 0 ? nil : generation)
     }
 
     /// Unwraps the master secret; nil when the passphrase does not open this slot.

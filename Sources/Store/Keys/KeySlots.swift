@@ -66,7 +66,9 @@ extension Repository {
     /// Returns the new slot's name.
     @discardableResult
     public func addPassphraseSlot(_ passphrase: [UInt8], kdf: KDFParameters, label: String?) throws -> String {
-        let slot = try KeyFile.passphrase(passphrase, master: try keys.master, repositoryID: config.idBytes, kdf: kdf, label: label)
+        let keys = try self.keys
+        let slot = try KeyFile.passphrase(passphrase, master: keys.master, repositoryID: config.idBytes, kdf: kdf, label: label,
+                                          generation: keys.generation)
         return try Repository.addKeySlot(slot, to: backend)
     }
 
@@ -74,7 +76,9 @@ extension Repository {
     /// addresses, key ids or fingerprints found in the gpg keyring). Returns the new slot's name.
     @discardableResult
     public func addOpenPGPSlot(recipients: [String], label: String?) throws -> String {
-        let slot = try KeyFile.openPGP(recipients: recipients, master: try keys.master, repositoryID: config.idBytes, label: label)
+        let keys = try self.keys
+        let slot = try KeyFile.openPGP(recipients: recipients, master: keys.master, repositoryID: config.idBytes, label: label,
+                                       generation: keys.generation)
         return try Repository.addKeySlot(slot, to: backend)
     }
 
@@ -83,6 +87,9 @@ extension Repository {
         let all = try keySlots()
         guard let target = all.first(where: { $0.name == name }) else {
             throw StoreError(.invalidArgument, "no key slot \(name.prefix(8))")
+        }
+        if target.slot?.kind == "generation" {
+            throw StoreError(.invalidArgument, "\(target.shortID) is a key generation record: it holds the keys of older data and is never removed")
         }
         if target.isReadCapable(for: config.id),
            !all.contains(where: { $0.name != name && $0.isReadCapable(for: config.id) }) {
@@ -143,8 +150,23 @@ extension Repository {
     /// Recovery: adds a passphrase slot for `passphrase` wrapping `master`, with no slot needing to
     /// open first. The caller has checked the master secret (`verifyKeys`). Returns the new slot's name.
     public static func addRecoveredSlot(backend: AppendOnlyBackend, config: RepositoryConfig, master: SecretBytes,
-                                        passphrase: [UInt8], kdf: KDFParameters, label: String?) throws -> String {
-        let slot = try KeyFile.passphrase(passphrase, master: master, repositoryID: config.idBytes, kdf: kdf, label: label)
+                                        passphrase: [UInt8], kdf: KDFParameters, label: String?,
+                                        generation: UInt32 = 0) throws -> String {
+        let slot = try KeyFile.passphrase(passphrase, master: master, repositoryID: config.idBytes, kdf: kdf, label: label,
+                                          generation: generation)
         return try addKeySlot(slot, to: backend)
+    }
+
+    /// The keys a recovered master secret opens: its generation is the one whose record it opens
+    /// (0 when none does). Also returns the newest generation in the repository.
+    public static func recoveredKeys(master: SecretBytes, backend: ReadableBackend,
+                                     config: RepositoryConfig) throws -> (keys: RepositoryKeys, newest: UInt32) {
+        let slots = try keySlots(backend)
+        let records = slots.compactMap(\.slot).filter { $0.kind == "generation" && $0.repository == config.id }
+        let own = records.first { $0.openGenerationRecord(master: master, repositoryID: config.idBytes) != nil }
+        let generation = own?.keyGeneration ?? 0
+        let u = try UnlockedKeys.walk(master: master, generation: generation, repositoryID: config.idBytes,
+                                      slots: slots, location: backend.location)
+        return (u.keys, max(generation, records.map(\.keyGeneration).max() ?? 0))
     }
 }

@@ -67,7 +67,7 @@ public enum RecoverySheet {
 
     /// The complete printable sheet.
     public static func render(master: SecretBytes, repositoryID: String, location: String, printed: Timestamp,
-                              hostname: String) -> String {
+                              hostname: String, generation: UInt32 = 0) -> String {
         let clean = { (s: String) in String(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) }) }
         let idBytes = Hex.decode(repositoryID) ?? []
         var out: [String] = []
@@ -76,6 +76,9 @@ public enum RecoverySheet {
         out.append("Repository id: \(repositoryID)")
         out.append("Location:      \(clean(location))")
         out.append("Printed:       \(printed.display) UTC on \(clean(hostname))")
+        if generation > 0 {
+            out.append("Key generation: \(generation) (after 'coffer key rotate'; sheets of older generations read only older data)")
+        }
         out.append("")
         out.append("This page is the master key of the repository above. With it and a copy of the")
         out.append("repository anyone can read every backup in it, without any passphrase. Keep it")

@@ -13,35 +13,68 @@ import Crypto
 /// - writer keys   ("coffer/v1/writer" ‖ writer id)  one per write-only key, authenticating what it writes
 public final class RepositoryKeys: @unchecked Sendable {
     public static let masterLength = 64
-    public let repositoryID: [UInt8]
-    public let master: SecretBytes
-    let dataKey: SecretBytes
-    let sealingPrivateKey: SecretBytes
-    public let sealingPublicKey: [UInt8]
-    /// What this client writes with (symmetric envelopes under `dataKey`).
-    public let writer: WriterKeys
-    /// Key generation written into every envelope (rotation bumps it; see docs/FORMAT.md).
-    public var generation: UInt32 { writer.generation }
 
-    public init(master: SecretBytes, repositoryID: [UInt8]) throws {
-        precondition(master.count == RepositoryKeys.masterLength)
-        self.repositoryID = repositoryID
-        self.master = master
-        let m = master.copyBytes()
-        defer { var m2 = m; secureZero(&m2) }
-        func derive(_ info: String, _ length: Int = 32) throws -> SecretBytes {
-            var k = try HKDF.sha256(inputKey: m, salt: repositoryID, info: Array(info.utf8), outputLength: length)
+    /// The keys of one key generation (docs/FORMAT.md §3.1): generation 0 is the master secret
+    /// made by `init`; `key rotate` makes a new random master secret per generation.
+    final class Generation: @unchecked Sendable {
+        let number: UInt32
+        let master: SecretBytes
+        let dataKey: SecretBytes
+        let sealingPrivateKey: SecretBytes
+        let sealingPublicKey: [UInt8]
+
+        init(number: UInt32, master: SecretBytes, repositoryID: [UInt8]) throws {
+            precondition(master.count == RepositoryKeys.masterLength)
+            self.number = number
+            self.master = master
+            dataKey = try RepositoryKeys.derive(master, repositoryID, "coffer/v1/data")
+            sealingPrivateKey = try RepositoryKeys.derive(master, repositoryID, "coffer/v1/x25519")
+            sealingPublicKey = try sealingPrivateKey.withUnsafeBytes { try X25519.publicKey(privateKey: Array($0)) }
+        }
+    }
+
+    public let repositoryID: [UInt8]
+    /// The master secret of the newest generation these keys hold: what slots wrap and the
+    /// recovery sheet prints.
+    public var master: SecretBytes { newest.master }
+    let newest: Generation
+    let generations: [UInt32: Generation]
+    /// What this client writes with (symmetric envelopes under the newest data key).
+    public let writer: WriterKeys
+    /// Newest key generation held; written into every envelope this client makes.
+    public var generation: UInt32 { newest.number }
+    public var sealingPublicKey: [UInt8] { newest.sealingPublicKey }
+
+    static func derive(_ master: SecretBytes, _ repositoryID: [UInt8], _ info: String, _ length: Int = 32) throws -> SecretBytes {
+        try master.withUnsafeBytes { m in
+            var k = try HKDF.sha256(inputKey: Array(m), salt: repositoryID, info: Array(info.utf8), outputLength: length)
             defer { secureZero(&k) }
             return SecretBytes(k)
         }
-        dataKey = try derive("coffer/v1/data")
-        sealingPrivateKey = try derive("coffer/v1/x25519")
-        sealingPublicKey = try sealingPrivateKey.withUnsafeBytes { try X25519.publicKey(privateKey: Array($0)) }
-        writer = WriterKeys(repositoryID: repositoryID, generation: 0,
-                            chunkIDKey: try derive("coffer/v1/chunk-id"),
-                            chunkerKey: try derive("coffer/v1/chunker", GearTable.keyLength),
-                            indexKey: try derive("coffer/v1/index"),
-                            mode: .symmetric(dataKey))
+    }
+
+    /// Keys of a repository that was never rotated (generation 0 only).
+    public convenience init(master: SecretBytes, repositoryID: [UInt8]) throws {
+        try self.init(masters: [0: master], repositoryID: repositoryID)
+    }
+
+    /// Keys from the master secrets of several generations. Generation 0 must be present: the
+    /// deduplication keys (chunk ids, chunker, index) always derive from it, so rotation never
+    /// breaks deduplication with older data.
+    public init(masters: [UInt32: SecretBytes], repositoryID: [UInt8]) throws {
+        guard let first = masters[0], let top = masters.keys.max() else {
+            throw StoreError(.corrupt, "the master secret of key generation 0 is missing")
+        }
+        self.repositoryID = repositoryID
+        var gens: [UInt32: Generation] = [:]
+        for (n, m) in masters { gens[n] = try Generation(number: n, master: m, repositoryID: repositoryID) }
+        generations = gens
+        newest = gens[top]!
+        writer = WriterKeys(repositoryID: repositoryID, generation: top,
+                            chunkIDKey: try RepositoryKeys.derive(first, repositoryID, "coffer/v1/chunk-id"),
+                            chunkerKey: try RepositoryKeys.derive(first, repositoryID, "coffer/v1/chunker", GearTable.keyLength),
+                            indexKey: try RepositoryKeys.derive(first, repositoryID, "coffer/v1/index"),
+                            mode: .symmetric(newest.dataKey))
     }
 
     public var chunkID: HMACSHA256 { writer.chunkID }
@@ -49,38 +82,52 @@ public final class RepositoryKeys: @unchecked Sendable {
     public func blobID(_ plaintext: UnsafeRawBufferPointer) -> BlobID { writer.blobID(plaintext) }
     public func blobID(_ plaintext: [UInt8]) -> BlobID { writer.blobID(plaintext) }
 
-    /// The authentication key of write-only key `writerID` (16 bytes).
-    func writerKey(_ writerID: [UInt8]) throws -> SecretBytes {
+    func generation(_ n: UInt32, what: String) throws -> Generation {
+        guard let g = generations[n] else {
+            throw StoreError(.corrupt, "\(what): encrypted with key generation \(n), which this key cannot open (it holds generations \(generations.keys.sorted().map(String.init).joined(separator: ", ")))")
+        }
+        return g
+    }
+
+    /// The writer key of write-only key `writerID` (16 bytes) issued in generation `n`.
+    func writerKey(_ writerID: [UInt8], generation n: UInt32, what: String = "write-only key") throws -> SecretBytes {
+        try RepositoryKeys.derive(try generation(n, what: what).master, repositoryID,
+                                  "coffer/v1/writer", 32, suffix: writerID)
+    }
+
+    static func derive(_ master: SecretBytes, _ repositoryID: [UInt8], _ info: String, _ length: Int, suffix: [UInt8]) throws -> SecretBytes {
         try master.withUnsafeBytes { m in
-            var k = try HKDF.sha256(inputKey: Array(m), salt: repositoryID,
-                                    info: Array("coffer/v1/writer".utf8) + writerID, outputLength: 32)
+            var k = try HKDF.sha256(inputKey: Array(m), salt: repositoryID, info: Array(info.utf8) + suffix, outputLength: length)
             defer { secureZero(&k) }
             return SecretBytes(k)
         }
     }
 
-    /// The keys of a new write-only key with id `writerID`: everything needed to write and
-    /// deduplicate, nothing that decrypts.
+    /// The keys of a new write-only key with id `writerID` in the newest generation: everything
+    /// needed to write and deduplicate, nothing that decrypts.
     public func writeOnlyKeys(writerID: [UInt8]) throws -> WriterKeys {
         WriterKeys(repositoryID: repositoryID, generation: generation, chunkIDKey: writer.chunkIDKey,
                    chunkerKey: writer.chunkerKey, indexKey: writer.indexKey,
-                   mode: .sealed(recipient: sealingPublicKey, writerID: writerID, writerKey: try writerKey(writerID)))
+                   mode: .sealed(recipient: sealingPublicKey, writerID: writerID,
+                                 writerKey: try writerKey(writerID, generation: generation)))
     }
 
-    /// Per-session AES-256-GCM key of a symmetric (version 1) envelope.
-    func sessionKey(_ sessionID: [UInt8]) throws -> [UInt8] {
-        try WriterKeys.symmetricSessionKey(dataKey, sessionID)
+    /// Per-session AES-256-GCM key of a symmetric (version 1) envelope of generation `n`.
+    func sessionKey(_ sessionID: [UInt8], generation n: UInt32, what: String) throws -> [UInt8] {
+        try WriterKeys.symmetricSessionKey(try generation(n, what: what).dataKey, sessionID)
     }
 
     /// Per-session key of a sealed (version 3) envelope: X25519 with the ephemeral public key,
-    /// bound to the writer's authentication key.
-    func sealedSessionKey(writerID: [UInt8], ephemeralPublicKey: [UInt8]) throws -> [UInt8] {
-        var shared = try sealingPrivateKey.withUnsafeBytes {
+    /// bound to the writer's key.
+    func sealedSessionKey(writerID: [UInt8], ephemeralPublicKey: [UInt8], generation n: UInt32, what: String) throws -> [UInt8] {
+        let g = try generation(n, what: what)
+        var shared = try g.sealingPrivateKey.withUnsafeBytes {
             try X25519.sharedSecret(privateKey: Array($0), publicKey: ephemeralPublicKey)
         }
         defer { secureZero(&shared) }
-        return try WriterKeys.sealedSessionKey(shared: shared, writerKey: try writerKey(writerID), writerID: writerID,
-                                               ephemeralPublicKey: ephemeralPublicKey, recipient: sealingPublicKey)
+        return try WriterKeys.sealedSessionKey(shared: shared, writerKey: try writerKey(writerID, generation: n, what: what),
+                                               writerID: writerID, ephemeralPublicKey: ephemeralPublicKey,
+                                               recipient: g.sealingPublicKey)
     }
 }
 

@@ -140,6 +140,7 @@ extension KeyFile {
         var k = KeyFile(kind: "write-only", repository: key.repository, created: key.created, hostname: key.hostname,
                         username: key.username, label: key.label, kdf: nil, wrap: nil, wrappedKey: nil, recipients: nil)
         k.writer = key.writer
+        k.generation = key.generation == 0 ? nil : key.generation
         return k
     }
 }
@@ -164,7 +165,7 @@ extension Repository {
         let writer = try key.writerKeys(what: "key file \(keyPath)")
         let slots = try keySlots(backend)
         guard let record = slots.first(where: { $0.slot?.kind == "write-only" && $0.slot?.writer == key.writer && $0.slot?.repository == config.id }) else {
-            throw StoreError(.wrongPassword, "write-only key \(key.writer.prefix(8)) (\(keyPath)) is not registered in the repository at \(backend.location): it was removed with 'coffer key remove'")
+            throw StoreError(.wrongPassword, "write-only key \(key.writer.prefix(8)) (\(keyPath)) is not registered in the repository at \(backend.location): it was withdrawn ('coffer key remove') or retired ('coffer key rotate --retire')")
         }
         let catalog = try openCatalog(cacheDirectory: cacheDirectory, config: config, file: "catalog-writer-\(key.writer.prefix(16)).sqlite")
         let repo = Repository(backend: backend, config: config, writeOnly: writer, catalog: catalog)

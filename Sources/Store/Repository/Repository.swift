@@ -13,6 +13,11 @@ public final class Repository: @unchecked Sendable {
     public let catalog: Catalog
     /// Name (64 hex digits) of the key slot that unlocked the repository ("" when opened without one).
     public internal(set) var openedSlot: String = ""
+    /// Key rotations, oldest first (readers only): which snapshots and writers they accept.
+    public internal(set) var rotations: [Rotation] = []
+    /// Set when `keys/` holds a generation record newer than the key that opened the repository:
+    /// the key is outdated and must not write (readers would reject what it writes).
+    public internal(set) var newerGeneration: UInt32?
     let decompressors = ObjectPool { ZstdDecompressor() }
     let blobCache: LRUCache<BlobID, [UInt8]>
 
@@ -95,8 +100,8 @@ public final class Repository: @unchecked Sendable {
     public static func open(backend: Backend, passphrase: [UInt8], cacheDirectory: RawPath,
                             cacheBytes: Int = 32 << 20) throws -> Repository {
         let config = try readConfig(backend)
-        let (master, opened) = try unlockWithPassphrase(backend: backend, config: config, passphrase: passphrase)
-        return try finishOpening(backend: backend, config: config, master: master, opened: opened,
+        let (unlocked, opened) = try unlockWithPassphrase(backend: backend, config: config, passphrase: passphrase)
+        return try finishOpening(backend: backend, config: config, unlocked: unlocked, opened: opened,
                                  cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
     }
 
@@ -106,66 +111,83 @@ public final class Repository: @unchecked Sendable {
     public static func openWithOpenPGP(backend: Backend, cacheDirectory: RawPath,
                                        cacheBytes: Int = 32 << 20) throws -> Repository {
         let config = try readConfig(backend)
-        var master: SecretBytes?
+        let slots = try keySlots(backend)
+        var unlocked: UnlockedKeys?
         var opened = ""
         var failures: [String] = []
-        var damaged: [String] = []
+        let damaged = slots.filter { $0.slot == nil }.map { "keys/\($0.name)" }
         var count = 0
-        for info in try backend.list(.keys) {
-            guard let slot = try? KeyFile.decode(try backend.get(info.name), name: info.name.description) else {
-                damaged.append(info.name.description)
-                continue
-            }
-            guard slot.repository == config.id, slot.kind == "openpgp" else { continue }
+        for entry in slotsNewestFirst(slots) {
+            guard let slot = entry.slot, slot.repository == config.id, slot.kind == "openpgp" else { continue }
             count += 1
             do {
-                if let m = try slot.unlockOpenPGP() { master = m; opened = info.name.id; break }
+                if let m = try slot.unlockOpenPGP() {
+                    do {
+                        unlocked = try UnlockedKeys.walk(master: m, generation: slot.keyGeneration, repositoryID: config.idBytes,
+                                                         slots: slots, location: backend.location)
+                        opened = entry.name
+                        break
+                    } catch let e as StoreError {
+                        failures.append("slot \(entry.shortID): \(e.message)")
+                    }
+                }
             } catch let e as GPGError {
                 let hint = !e.isNoSecretKey && getenv("COFFER_GPG_PASSPHRASE") == nil
                     ? " — if the key has a passphrase, run on a terminal with a pinentry or set COFFER_GPG_PASSPHRASE" : ""
-                failures.append("slot \(info.name.id.prefix(8)): \(e.message)\(hint)")
+                failures.append("slot \(entry.shortID): \(e.message)\(hint)")
             }
         }
-        guard let master else {
+        guard let unlocked else {
             guard count > 0 else {
                 throw StoreError(.wrongPassword, "\(backend.location): no OpenPGP key slot (add one with 'coffer key add --gpg-recipient ID')"
                                  + (damaged.isEmpty ? "" : "; unreadable slots: \(damaged.joined(separator: ", "))"))
             }
             throw StoreError(.wrongPassword, "\(backend.location): no OpenPGP key slot opens with the secret keys gpg-agent has (\(failures.joined(separator: "; ")))")
         }
-        return try finishOpening(backend: backend, config: config, master: master, opened: opened,
+        return try finishOpening(backend: backend, config: config, unlocked: unlocked, opened: opened,
                                  cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
     }
 
-    static func unlockWithPassphrase(backend: Backend, config: RepositoryConfig,
-                                     passphrase: [UInt8]) throws -> (SecretBytes, String) {
-        var master: SecretBytes?
-        var opened = ""
-        var damaged: [String] = []
-        for info in try backend.list(.keys) {
-            // A damaged slot must not lock everyone out: skip it, and say so only if nothing opens.
-            guard let slot = try? KeyFile.decode(try backend.get(info.name), name: info.name.description) else {
-                damaged.append(info.name.description)
-                continue
-            }
-            guard slot.repository == config.id else { continue }
-            if let m = try slot.unlock(passphrase) { master = m; opened = info.name.id; break }
-        }
-        guard let master else {
-            if !damaged.isEmpty {
-                throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it; unreadable slots: \(damaged.joined(separator: ", ")))")
-            }
-            throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it)")
-        }
-        return (master, opened)
+    /// Slots of the newest generation first, so that after a rotation the current slot opens.
+    static func slotsNewestFirst(_ slots: [KeySlotEntry]) -> [KeySlotEntry] {
+        slots.enumerated().sorted { a, b in
+            let (ga, gb) = (a.element.slot?.keyGeneration ?? 0, b.element.slot?.keyGeneration ?? 0)
+            return ga != gb ? ga > gb : a.offset < b.offset
+        }.map(\.element)
     }
 
-    static func finishOpening(backend: Backend, config: RepositoryConfig, master: SecretBytes, opened: String,
+    static func unlockWithPassphrase(backend: Backend, config: RepositoryConfig,
+                                     passphrase: [UInt8]) throws -> (UnlockedKeys, String) {
+        let slots = try keySlots(backend)
+        // A damaged slot must not lock everyone out: skip it, and say so only if nothing opens.
+        let damaged = slots.filter { $0.slot == nil }.map { "keys/\($0.name)" }
+        var incomplete: [String] = []
+        for entry in slotsNewestFirst(slots) {
+            guard let slot = entry.slot, slot.repository == config.id, let m = try slot.unlock(passphrase) else { continue }
+            do {
+                let u = try UnlockedKeys.walk(master: m, generation: slot.keyGeneration, repositoryID: config.idBytes,
+                                              slots: slots, location: backend.location)
+                return (u, entry.name)
+            } catch let e as StoreError where e.code == .corrupt {
+                incomplete.append("slot \(entry.shortID): \(e.message)")
+            }
+        }
+        if !incomplete.isEmpty {
+            throw StoreError(.corrupt, incomplete.joined(separator: "; "))
+        }
+        if !damaged.isEmpty {
+            throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it; unreadable slots: \(damaged.joined(separator: ", ")))")
+        }
+        throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it)")
+    }
+
+    static func finishOpening(backend: Backend, config: RepositoryConfig, unlocked: UnlockedKeys, opened: String,
                               cacheDirectory: RawPath, cacheBytes: Int) throws -> Repository {
-        let keys = try RepositoryKeys(master: master, repositoryID: config.idBytes)
         let catalog = try openCatalog(cacheDirectory: cacheDirectory, config: config, file: "catalog.sqlite")
-        let repo = Repository(backend: backend, config: config, keys: keys, catalog: catalog, cacheBytes: cacheBytes)
+        let repo = Repository(backend: backend, config: config, keys: unlocked.keys, catalog: catalog, cacheBytes: cacheBytes)
         repo.openedSlot = opened
+        repo.rotations = unlocked.rotations
+        repo.newerGeneration = unlocked.newerGeneration
         // "Last used" for `key list` (local to this machine); never worth failing a command over.
         try? catalog.recordKeyUse(slot: opened, time: Timestamp.now().rfc3339)
         try repo.syncCatalog()
@@ -197,7 +219,12 @@ public final class Repository: @unchecked Sendable {
 
     /// Picks up index files and snapshots written since the catalog last looked.
     public func syncCatalog() throws {
-        do { warnings = try catalog.sync(backend: backend, opener: opener, snapshots: !isWriteOnly).warnings } catch let e as BackendError {
+        do {
+            warnings = try catalog.sync(backend: backend, opener: opener, snapshots: !isWriteOnly).warnings
+            if !rotations.isEmpty {
+                warnings += try rejectedSnapshots().map { "ignoring snapshot \($0.0.shortID): \($0.1)" }
+            }
+        } catch let e as BackendError {
             throw StoreError(.io, e.description)
         } catch let e as SQLiteError {
             throw StoreError(.io, "catalog \(catalog.path): \(e)")
@@ -245,8 +272,11 @@ public final class Repository: @unchecked Sendable {
 
     // MARK: - Snapshots
 
+    /// Accepted snapshots, oldest first: those a key rotation rejects (`rejection(of:)`) are left
+    /// out (and reported in `warnings` on open).
     public func snapshots(host: String? = nil) throws -> [SnapshotRecord] {
-        let all = try catalog.snapshots()
+        var all = try catalog.snapshots()
+        if !rotations.isEmpty { all = all.filter { rejection(of: $0) == nil } }
         guard let host else { return all }
         return all.filter { $0.snapshot.host == host }
     }
@@ -277,7 +307,7 @@ public final class Repository: @unchecked Sendable {
             throw StoreError(.io, e.description)
         }
         // A write-only client keeps no copy of what it cannot read back.
-        if !isWriteOnly { try catalog.addSnapshot(id: id, json: plain) }
+        if !isWriteOnly { try catalog.addSnapshot(id: id, json: plain, envelope: env) }
         return id
     }
 

@@ -39,7 +39,18 @@ public struct Snapshot: Codable, Sendable {
 public struct SnapshotRecord: Sendable {
     public let id: String
     public let snapshot: Snapshot
+    /// Key generation of the snapshot's envelope.
+    public var generation: UInt32 = 0
+    /// The write-only key that wrote it (32 hex digits), nil when a reader wrote it.
+    public var writer: String? = nil
     public var shortID: String { String(id.prefix(8)) }
+
+    public init(id: String, snapshot: Snapshot, generation: UInt32 = 0, writer: String? = nil) {
+        self.id = id
+        self.snapshot = snapshot
+        self.generation = generation
+        self.writer = writer
+    }
 }
 
 /// What one backup did; stored in the snapshot and printed by `backup --json`.

@@ -12,7 +12,7 @@ struct KeyCommand: ParsableCommand {
             terminal; the current one from --password-file, COFFER_PASSWORD_FILE, COFFER_PASSWORD or a prompt. \
             See docs/KEYS.md.
             """,
-        subcommands: [List.self, Add.self, Remove.self, Passwd.self, WriteOnly.self, ExportRecovery.self, ImportRecovery.self])
+        subcommands: [List.self, Add.self, Remove.self, Passwd.self, WriteOnly.self, Rotate.self, ExportRecovery.self, ImportRecovery.self])
 
     // MARK: - list
 
@@ -123,6 +123,9 @@ struct KeyCommand: ParsableCommand {
                     }
                     var (repo, current) = try repository.openKeepingPassphrase()
                     for i in current.indices { current[i] = 0 }
+                    // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
+                    let lock = try RepositoryLock.acquire(repo, exclusive: false)
+                    defer { lock.release() }
                     let name = try repo.addOpenPGPSlot(recipients: gpgRecipients, label: label)
                     printSlot(name, verb: "added OpenPGP key slot", output: output)
                     return Exit.ok
@@ -135,6 +138,9 @@ struct KeyCommand: ParsableCommand {
                 guard pass != current else {
                     throw StoreError(.invalidArgument, "the new passphrase is the one you opened the repository with; choose another")
                 }
+                // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
+                let lock = try RepositoryLock.acquire(repo, exclusive: false)
+                defer { lock.release() }
                 let name = try repo.addPassphraseSlot(pass, kdf: kdf, label: label)
                 printSlot(name, verb: "added key slot", output: output)
                 return Exit.ok
@@ -158,6 +164,9 @@ struct KeyCommand: ParsableCommand {
             try runReportingErrors {
                 let repo = try repository.open()
                 let entry = try repo.findKeySlot(slot)
+                // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
+                let lock = try RepositoryLock.acquire(repo, exclusive: false)
+                defer { lock.release() }
                 try repo.removeKeySlot(entry.name)
                 if output.json {
                     Console.print(JSON.encode(["removed": entry.shortID, "name": entry.name]))
@@ -208,6 +217,9 @@ struct KeyCommand: ParsableCommand {
                 if target == repo.openedSlot, pass == current {
                     throw StoreError(.invalidArgument, "the new passphrase is the same as the current one")
                 }
+                // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
+                let lock = try RepositoryLock.acquire(repo, exclusive: false)
+                defer { lock.release() }
                 let name = try repo.changePassphrase(slot: target, to: pass, kdf: kdf)
                 if output.json {
                     Console.print(JSON.encode(["id": String(name.prefix(8)), "name": name, "replaced": String(target.prefix(8))]))
@@ -251,6 +263,9 @@ struct KeyCommand: ParsableCommand {
                     throw StoreError(.invalidArgument, "\(path) already exists; refusing to overwrite it")
                 }
                 let repo = try repository.open()
+                // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
+                let lock = try RepositoryLock.acquire(repo, exclusive: false)
+                defer { lock.release() }
                 let (key, slot) = try repo.issueWriteOnlyKey(label: label)
                 do { try key.write(to: path) } catch {
                     try? repo.removeKeySlot(slot)
@@ -260,6 +275,67 @@ struct KeyCommand: ParsableCommand {
                     Console.print(JSON.encode(["id": String(slot.prefix(8)), "name": slot, "writer": key.writer, "file": path.description]))
                 } else if !out.quiet {
                     Console.print("write-only key \(slot.prefix(8)) (writer \(key.writer.prefix(8))) written to \(path) (mode 0600)")
+                }
+                return Exit.ok
+            }
+        }
+    }
+
+    // MARK: - rotate
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "New data keys for everything written from now on; optionally retire compromised slots or write-only keys.",
+            discussion: """
+                Makes a new random master secret (the next key generation). Old data stays readable: the \
+                new generation's record in keys/ seals the previous master secret. The slot you unlock with \
+                and every OpenPGP slot are re-made for the new generation; other passphrase slots cannot be \
+                (their passphrases are unknown), so name them with --retire and add them again afterwards. \
+                --retire ID (repeatable) deletes a slot or a write-only key: snapshots written with it after \
+                now are rejected by every reader. Retiring a passphrase or OpenPGP slot also retires every \
+                write-only key (issue new ones). Afterwards print a new recovery sheet, and restart running \
+                mounts. Takes an exclusive lock. See docs/KEYS.md.
+                """)
+
+        @OptionGroup var repository: RepositoryOptions
+        @OptionGroup var output: OutputOptions
+
+        @Option(help: ArgumentHelp("A key slot or write-only key to retire (id prefix from 'key list'; repeatable).", valueName: "id"))
+        var retire: [String] = []
+
+        @Option(help: "Why (recorded with the new generation, shown by 'key list').")
+        var reason: String?
+
+        func run() throws {
+            try runReportingErrors {
+                var (repo, pass) = try repository.openKeepingPassphrase()
+                defer { for i in pass.indices { pass[i] = 0 } }
+                let names = try retire.map { try repo.findKeySlot($0).name }
+                let lock = try RepositoryLock.acquire(repo, exclusive: true)
+                defer { lock.release() }
+                let r = try repo.rotate(retire: names, passphrase: repository.useOpenPGP ? nil : pass, label: reason)
+                if output.json {
+                    struct Out: Encodable {
+                        let generation: UInt32
+                        let new_slots: [String], retired_slots: [String], retired_write_only: [String], kept_write_only: [String]
+                        let accepted_snapshots: Int
+                    }
+                    Console.print(JSON.encode(Out(generation: r.generation, new_slots: r.newSlots.map { String($0.prefix(8)) },
+                                                  retired_slots: r.retiredSlots.map { String($0.prefix(8)) },
+                                                  retired_write_only: r.retiredWriters.map { String($0.prefix(8)) },
+                                                  kept_write_only: r.keptWriters.map { String($0.prefix(8)) },
+                                                  accepted_snapshots: r.acceptedSnapshots)))
+                } else if !output.quiet {
+                    Console.print("rotated to key generation \(r.generation): \(r.acceptedSnapshots) existing snapshot\(r.acceptedSnapshots == 1 ? "" : "s") stay valid")
+                    Console.print("new slots: \(r.newSlots.map { String($0.prefix(8)) }.joined(separator: ", "))")
+                    if !r.retiredSlots.isEmpty { Console.print("retired slots: \(r.retiredSlots.map { String($0.prefix(8)) }.joined(separator: ", "))") }
+                    if !r.retiredWriters.isEmpty {
+                        Console.print("retired write-only keys: \(r.retiredWriters.map { String($0.prefix(8)) }.joined(separator: ", ")) (issue new ones with 'coffer key write-only')")
+                    }
+                    if !r.keptWriters.isEmpty {
+                        Console.print("write-only keys still valid: \(r.keptWriters.map { String($0.prefix(8)) }.joined(separator: ", "))")
+                    }
+                    Console.print("Print a new recovery sheet now ('coffer key export-recovery'): the old one cannot read data written from now on.")
                 }
                 return Exit.ok
             }
@@ -294,7 +370,8 @@ struct KeyCommand: ParsableCommand {
                 }
                 let repo = try repository.open()
                 let sheet = RecoverySheet.render(master: try repo.keys.master, repositoryID: repo.config.id, location: repo.location,
-                                                 printed: Timestamp.now(), hostname: SystemInfo.hostname)
+                                                 printed: Timestamp.now(), hostname: SystemInfo.hostname,
+                                                 generation: try repo.keys.generation)
                 if let output {
                     let path = RawPath(output).normalizedAbsolute()
                     do {
@@ -349,7 +426,10 @@ struct KeyCommand: ParsableCommand {
                 guard sheet.repositoryID == config.id else {
                     throw StoreError(.invalidArgument, "this recovery sheet belongs to repository \(sheet.repositoryID.prefix(8)), but the repository at \(backend.location) is \(config.shortID)")
                 }
-                let keys = try RepositoryKeys(master: sheet.master, repositoryID: config.idBytes)
+                let (keys, newest) = try Repository.recoveredKeys(master: sheet.master, backend: backend, config: config)
+                if keys.generation < newest {
+                    Console.warn("this sheet holds key generation \(keys.generation), but the repository was rotated to generation \(newest): it reads only data written before that rotation, and its slot cannot back up; print a new sheet ('coffer key export-recovery') with a current key")
+                }
                 let checked: String?
                 do { checked = try Repository.verifyKeys(keys, backend: backend) } catch let e as StoreError where e.code == .corrupt {
                     throw StoreError(.invalidArgument, "recovery sheet: \(e.message)")
@@ -360,7 +440,7 @@ struct KeyCommand: ParsableCommand {
                 var pass = try Passphrase.newSlot()
                 defer { for i in pass.indices { pass[i] = 0 } }
                 let name = try Repository.addRecoveredSlot(backend: backend, config: config, master: sheet.master,
-                                                           passphrase: pass, kdf: kdf, label: label)
+                                                           passphrase: pass, kdf: kdf, label: label, generation: keys.generation)
                 printSlot(name, verb: "added key slot", output: output,
                           note: checked.map { "from the recovery sheet (the key decrypts \($0))" } ?? "from the recovery sheet")
                 return Exit.ok

@@ -41,12 +41,7 @@ struct Mount: ParsableCommand {
         try runReportingErrors {
             let point = RawPath(mountpoint).normalizedAbsolute()
             if try MountPoint.prepare(point) { Console.warn("\(point): cleared a stale mount left by a crashed daemon") }
-            let backend = try repository.backend()
-            _ = try Repository.readConfig(backend)
-            var pass = try repository.passphrase()
-            let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: repository.cacheDirectory(),
-                                           cacheBytes: parseSize(cacheSize)!)
-            for i in pass.indices { pass[i] = 0 }
+            let repo = try repository.open(cacheBytes: parseSize(cacheSize)!)
             let logger = Logger(path: log, daemon: ProcessInfo.processInfo.environment["COFFER_MOUNT_NOTIFY"] != nil)
             let fs = try MountFS(repository: repo, log: { logger.write($0) })
             var options = ["ro", "fsname=coffer", "subtype=coffer", "default_permissions"]

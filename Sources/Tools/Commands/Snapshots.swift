@@ -50,11 +50,28 @@ struct SnapshotJSON: Encodable {
     let tree: String
     let partial: Bool
     let summary: BackupSummary?
+    /// The write-only key that wrote it (null: a read-capable key).
+    let writer: String?
+    let key_generation: UInt32
 
     init(_ r: SnapshotRecord) {
         let s = r.snapshot
         id = r.id; short_id = r.shortID; time = s.time; host = s.host; username = s.username
         tags = s.tags; paths = s.paths; tree = s.tree; partial = s.partial; summary = s.summary
+        writer = r.writer; key_generation = r.generation
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, short_id, time, host, username, tags, paths, tree, partial, summary, writer, key_generation
+    }
+    /// Absent values are written as null, so every object has the same keys.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(short_id, forKey: .short_id); try c.encode(time, forKey: .time)
+        try c.encode(host, forKey: .host); try c.encode(username, forKey: .username); try c.encode(tags, forKey: .tags)
+        try c.encode(paths, forKey: .paths); try c.encode(tree, forKey: .tree); try c.encode(partial, forKey: .partial)
+        try c.encode(summary, forKey: .summary); try c.encode(writer, forKey: .writer)
+        try c.encode(key_generation, forKey: .key_generation)
     }
 }
 

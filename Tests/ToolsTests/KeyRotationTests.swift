@@ -1,0 +1,187 @@
+import XCTest
+import Foundation
+import Glibc
+@testable import Store
+
+/// `coffer key rotate`: new data keys for new writes, old data readable, retired keys rejected.
+final class KeyRotationTests: CofferTestCase {
+    var keysDir: RawPath { repo.appending("keys") }
+
+    func keyList() throws -> [[String: Any]] {
+        let r = try ok(["key", "list", "--json"])
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+    }
+    func slotID(label: String) throws -> String {
+        try XCTUnwrap(try keyList().first { ($0["label"] as? String) == label }?["id"] as? String, "no slot labelled \(label)")
+    }
+    func slotFile(_ id: String) throws -> RawPath {
+        keysDir.appending(try XCTUnwrap(entryNames(keysDir).first { $0.hasPrefix(id) }, "no file \(id)"))
+    }
+    func passFile(_ name: String, _ passphrase: String) throws -> String {
+        let p = work.appending(name)
+        try writeFile(p, passphrase + "\n", mode: 0o600)
+        return p.description
+    }
+    func snapshotIDsJSON(env: [String: String?] = [:]) throws -> [String] {
+        try snapshotList(env: env).compactMap { $0["id"] as? String }
+    }
+
+    func testRotationKeepsOldDataAndRejectsRetiredWriters() throws {
+        let src = work.appending("src")
+        try makeFixture(at: src)
+        try initRepository()
+        try ok(["backup", "--host", "vm", src.description])
+        try ok(["key", "add", "--label", "ops", "--kdf-memory", "1MiB"], env: ["COFFER_NEW_PASSWORD": "ops passphrase"])
+        let opsFile = try passFile("ops", "ops passphrase")
+        let w1 = work.appending("w1.key"), w2 = work.appending("w2.key")
+        try ok(["key", "write-only", "--output", w1.description, "--label", "web1"])
+        try ok(["key", "write-only", "--output", w2.description, "--label", "web2"])
+        try ok(["backup", "--host", "web2", src.description], env: ["COFFER_KEY_FILE": w2.description])
+        let before = try snapshotIDsJSON()
+        XCTAssertEqual(before.count, 2)
+        let (opsID, web1ID, web2ID) = (try slotID(label: "ops"), try slotID(label: "web1"), try slotID(label: "web2"))
+        let opsSlot = try Array(Data(contentsOf: URL(fileURLWithPath: try slotFile(opsID).description)))
+        let web2Record = try Array(Data(contentsOf: URL(fileURLWithPath: try slotFile(web2ID).description)))
+
+        // A passphrase slot it cannot re-make must be named: refused, nothing changed.
+        let files = entryNames(keysDir)
+        let refused = try coffer(["key", "rotate", "--retire", web2ID])
+        XCTAssertEqual(refused.code, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains(opsID) && refused.stderr.contains("--retire"), refused.stderr)
+        XCTAssertEqual(entryNames(keysDir), files)
+
+        // Rotate, retiring the ops passphrase and web2's write-only key.
+        let r = try ok(["key", "rotate", "--retire", opsID, "--retire", web2ID, "--reason", "laptop stolen", "--json"])
+        let out = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(out["generation"] as? Int, 1)
+        XCTAssertEqual(out["accepted_snapshots"] as? Int, 2)
+        XCTAssertEqual(Set(out["retired_write_only"] as? [String] ?? []), [web1ID, web2ID],
+                       "a retired passphrase could derive every write-only key: all are retired")
+        let kinds = try keyList().map { $0["kind"] as? String ?? "" }
+        XCTAssertEqual(kinds.sorted(), ["generation", "passphrase"])
+
+        // The retired passphrase no longer opens anything; the current one reads old and new data.
+        let ops = try coffer(["snapshots"], env: ["COFFER_PASSWORD_FILE": opsFile])
+        XCTAssertEqual(ops.code, 12, ops.stderr)
+        XCTAssertEqual(try snapshotIDsJSON(), before)
+        try ok(["backup", "--host", "vm", src.description])
+        let list = try snapshotList()
+        XCTAssertEqual(list.count, 3)
+        XCTAssertEqual(list.last?["key_generation"] as? Int, 1)
+        for id in try snapshotIDsJSON() {
+            let target = work.appending("r-\(id.prefix(8))")
+            try ok(["restore", id, "--target", target.description])
+            XCTAssertEqual(TreeCompare.differences(src, restored(src, under: target)), [], id)
+        }
+        // Retired write-only keys stop (their records are gone).
+        for key in [w1, w2] {
+            let b = try coffer(["backup", src.description], env: ["COFFER_KEY_FILE": key.description])
+            XCTAssertEqual(b.code, 12, b.stderr)
+        }
+
+        // A malicious holder of web2's key puts its record back and backs up anyway: every reader
+        // rejects that snapshot, says so, and check fails naming it.
+        try writeFile(keysDir.appending(Hex.encode(SHA256Digest.of(web2Record))), String(decoding: web2Record, as: UTF8.self))
+        let forged = try ok(["backup", "--host", "web2", "--json", src.description], env: ["COFFER_KEY_FILE": w2.description])
+        let forgedID = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(forged.stdout.utf8)) as? [String: Any])?["snapshot_id"] as? String)
+        XCTAssertTrue(entryNames(repo.appending("snapshots")).contains(forgedID))
+        let snaps = try coffer(["snapshots", "--json"])
+        XCTAssertEqual(snaps.code, 0)
+        XCTAssertFalse(snaps.stdout.contains(forgedID), "rejected snapshot not listed")
+        XCTAssertTrue(snaps.stderr.contains("ignoring snapshot \(forgedID.prefix(8))") && snaps.stderr.contains("retired"), snaps.stderr)
+        let restore = try coffer(["restore", String(forgedID.prefix(8)), "--target", work.appending("bad").description])
+        XCTAssertNotEqual(restore.code, 0)
+        let check = try coffer(["check"])
+        XCTAssertEqual(check.code, 13, check.stdout + check.stderr)
+        XCTAssertTrue((check.stdout + check.stderr).contains("\(forgedID.prefix(8)) is rejected"), check.stdout + check.stderr)
+
+        // The same for the retired passphrase: its old slot file put back opens only generation 0,
+        // and the tool refuses to back up with such an outdated key.
+        try writeFile(keysDir.appending(Hex.encode(SHA256Digest.of(opsSlot))), String(decoding: opsSlot, as: UTF8.self))
+        let stale = try coffer(["backup", src.description], env: ["COFFER_PASSWORD_FILE": opsFile])
+        XCTAssertEqual(stale.code, 12, stale.stderr)
+        XCTAssertTrue(stale.stderr.contains("rotated to generation 1"), stale.stderr)
+
+        // A modified client would write anyway (generation 0 keys from the old slot): rejected too.
+        let old = try Repository.open(backend: LocalBackend(path: repo), passphrase: Array("ops passphrase".utf8),
+                                      cacheDirectory: work.appending("attacker-cache"))
+        XCTAssertEqual(try old.keys.generation, 0)
+        var copy = try XCTUnwrap(try old.snapshots().first).snapshot
+        copy.host = "evil"
+        let evil = try old.saveSnapshot(copy, sealer: try Sealer(keys: try old.keys))
+        let after = try coffer(["snapshots", "--json"])
+        XCTAssertFalse(after.stdout.contains(evil))
+        XCTAssertTrue(after.stderr.contains("ignoring snapshot \(evil.prefix(8))") && after.stderr.contains("key generation 0"), after.stderr)
+    }
+
+    func testWriteOnlyKeysSurviveARotationThatRetiresOnlyAWriter() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        try writeFile(src.appending("a"), "a\n")
+        try initRepository()
+        let w1 = work.appending("w1.key"), w2 = work.appending("w2.key")
+        try ok(["key", "write-only", "--output", w1.description, "--label", "web1"])
+        try ok(["key", "write-only", "--output", w2.description, "--label", "web2"])
+        let r = try ok(["key", "rotate", "--retire", try slotID(label: "web2"), "--json"])
+        let out = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(out["kept_write_only"] as? [String], [try slotID(label: "web1")])
+        // web1 (generation 0) keeps backing up after the rotation and readers accept it.
+        let b = try ok(["backup", "--host", "web1", "--json", src.description], env: ["COFFER_KEY_FILE": w1.description])
+        let id = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as? [String: Any])?["snapshot_id"] as? String)
+        let snaps = try coffer(["snapshots", "--json"])
+        XCTAssertTrue(snaps.stdout.contains(id), snaps.stdout)
+        XCTAssertFalse(snaps.stderr.contains("ignoring"), snaps.stderr)
+        try ok(["check", "--read-data"])
+    }
+
+    func testRecoverySheetAfterRotationReadsEverything() throws {
+        let src = work.appending("src")
+        try makeFixture(at: src)
+        try initRepository()
+        try ok(["backup", src.description])
+        let oldSheet = work.appending("old-sheet.txt")
+        try ok(["key", "export-recovery", "--output", oldSheet.description])
+        try ok(["key", "rotate"])
+        try ok(["backup", src.description])
+        let sheet = work.appending("sheet.txt")
+        try ok(["key", "export-recovery", "--output", sheet.description])
+        XCTAssertTrue(try String(contentsOfFile: sheet.description, encoding: .utf8).contains("Key generation: 1"))
+        let ids = try snapshotIDsJSON()
+
+        // Lose every slot; the current sheet alone gets everything back.
+        for name in entryNames(keysDir) {
+            let f = try Array(Data(contentsOf: URL(fileURLWithPath: keysDir.appending(name).description)))
+            if !String(decoding: f, as: UTF8.self).contains("\"generation\"") || String(decoding: f, as: UTF8.self).contains("\"passphrase\"") {
+                try FileManager.default.removeItem(atPath: keysDir.appending(name).description)
+            }
+        }
+        let fresh = work.appending("cache2")
+        let newPass = try passFile("new", "recovered passphrase")
+        let env: [String: String?] = ["COFFER_NEW_PASSWORD": "recovered passphrase", "COFFER_PASSWORD_FILE": nil,
+                                      "COFFER_CACHE_DIR": fresh.description]
+        try ok(["key", "import-recovery", sheet.description], env: env)
+        let readEnv: [String: String?] = ["COFFER_PASSWORD_FILE": newPass, "COFFER_CACHE_DIR": fresh.description]
+        XCTAssertEqual(try snapshotIDsJSON(env: readEnv), ids)
+        for id in ids {
+            let target = work.appending("r-\(id.prefix(8))")
+            try ok(["restore", id, "--target", target.description], env: readEnv)
+            XCTAssertEqual(TreeCompare.differences(src, restored(src, under: target)), [], id)
+        }
+        try ok(["backup", src.description], env: readEnv)
+
+        // The old sheet still imports (with a warning) but reads only what predates the rotation.
+        let oldEnv: [String: String?] = ["COFFER_NEW_PASSWORD": "old sheet passphrase", "COFFER_PASSWORD_FILE": nil,
+                                         "COFFER_CACHE_DIR": work.appending("cache3").description]
+        let imported = try ok(["key", "import-recovery", oldSheet.description], env: oldEnv)
+        XCTAssertTrue(imported.stderr.contains("rotated to generation 1"), imported.stderr)
+    }
+
+    func testGenerationRecordsCannotBeRemoved() throws {
+        try initRepository()
+        try ok(["key", "rotate"])
+        let record = try XCTUnwrap(try keyList().first { ($0["kind"] as? String) == "generation" }?["id"] as? String)
+        let r = try coffer(["key", "remove", record])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.stderr.contains("never removed"), r.stderr)
+    }
+}
