@@ -18,7 +18,7 @@ struct RepositoryOptions: ParsableArguments {
     @Flag(help: "Unlock through an OpenPGP key slot and gpg-agent instead of a passphrase (default: $COFFER_GPG=1).")
     var gpg = false
 
-    @Option(help: ArgumentHelp("Use this key file instead of a passphrase (default: $COFFER_KEY_FILE). A write-only key (from 'coffer key write-only') can only back up; the file must not be readable by group or others.",
+    @Option(help: ArgumentHelp("Use this key file instead of a passphrase (default: $COFFER_KEY_FILE): from 'coffer key export-key' (reads and writes, no passphrase or KDF) or 'coffer key write-only' (can only back up). It must not be readable by group or others.",
                                valueName: "file"))
     var keyFile: String?
 
@@ -68,7 +68,7 @@ struct RepositoryOptions: ParsableArguments {
         guard let path = keyFilePath else { return try open() }
         let backend = try backend()
         _ = try Repository.readConfig(backend)
-        let key = try WriteOnlyKey.load(RawPath(path).normalizedAbsolute())
+        guard case .writeOnly(let key) = try AnyKeyFile.load(RawPath(path).normalizedAbsolute()) else { return try open() }
         let repo = try Repository.open(backend: backend, writeOnlyKey: key, keyPath: path, cacheDirectory: cacheDirectory())
         for w in repo.warnings { Console.warn(w) }
         return repo
@@ -76,8 +76,7 @@ struct RepositoryOptions: ParsableArguments {
 
     /// Refuses a write-only key file for commands that read (`what` names the command).
     func refuseWriteOnly(_ what: String) throws {
-        guard let path = keyFilePath else { return }
-        let key = try WriteOnlyKey.load(RawPath(path).normalizedAbsolute())
+        guard let path = keyFilePath, case .writeOnly(let key) = try AnyKeyFile.load(RawPath(path).normalizedAbsolute()) else { return }
         throw StoreError(.writeOnly, "\(path) is a write-only key (writer \(key.writer.prefix(8))): it can run 'coffer backup' but not '\(what)', which must decrypt; use a passphrase, --gpg or a recovery sheet")
     }
 
@@ -95,6 +94,12 @@ struct RepositoryOptions: ParsableArguments {
         try refuseWriteOnly("coffer \(command)")
         let backend = try backend()
         _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
+        if let path = keyFilePath, case .master(let key) = try AnyKeyFile.load(RawPath(path).normalizedAbsolute()) {
+            let repo = try Repository.open(backend: backend, keyFile: key, keyPath: path, cacheDirectory: cacheDirectory(),
+                                           cacheBytes: cacheBytes)
+            for w in repo.warnings { Console.warn(w) }
+            return (repo, [])
+        }
         if useOpenPGP {
             let repo = try Repository.openWithOpenPGP(backend: backend, cacheDirectory: cacheDirectory(), cacheBytes: cacheBytes)
             for w in repo.warnings { Console.warn(w) }

@@ -81,6 +81,21 @@ final class MountTests: CofferTestCase {
         XCTAssertEqual(sparse.blocks, 8)
     }
 
+    func testMountWithAKeyFileAsksForNothing() throws {
+        let src = work.appending("src")
+        try makeFixture(at: src)
+        try initRepository()
+        try ok(["backup", src.description])
+        let key = work.appending("admin.key")
+        try ok(["key", "export-key", "--output", key.description, "--label", "mount at boot"])
+        try ok(["mount", "--daemon", mountpoint.description],
+               env: ["COFFER_KEY_FILE": key.description, "COFFER_PASSWORD_FILE": nil, "COFFER_PASSWORD": nil])
+        mounted = true
+        let d = try run("/usr/bin/diff", ["-r", src.appending("etc").description, inMount(src).appending("etc").description])
+        XCTAssertEqual(d.code, 0, d.stdout + d.stderr)
+        try unmount()
+    }
+
     func testWritesAreRefusedWithEROFS() throws {
         let src = work.appending("src")
         try mkdirs(src)

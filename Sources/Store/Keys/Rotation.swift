@@ -148,6 +148,8 @@ extension Repository {
         public var retiredSlots: [String] = []
         public var retiredWriters: [String] = []
         public var keptWriters: [String] = []
+        /// Key files (`key export-key`) hold the old master secret: their records are removed.
+        public var outdatedKeyFiles: [String] = []
         public var acceptedSnapshots = 0
     }
 
@@ -158,7 +160,9 @@ extension Repository {
     /// and every OpenPGP slot are re-made for the new generation; other passphrase slots cannot be
     /// (their passphrases are unknown here), so they must be retired explicitly. Retiring a
     /// read-capable slot also retires every write-only key (their writer keys derive from a
-    /// master secret the retired slot could read). Call with an exclusive lock held.
+    /// master secret the retired slot could read). Key files (`key export-key`) hold the old master
+    /// secret and cannot be re-made: their records are removed (export new ones). Call with an
+    /// exclusive lock held.
     ///
     /// Order (crash safety): new slots, then the generation record, then deletions. A crash
     /// before the record leaves new slots that do not open (skipped at unlock) next to the
@@ -189,6 +193,7 @@ extension Repository {
             throw StoreError(.invalidArgument, "key rotate cannot re-make passphrase slots whose passphrase it does not know: \(unknownPassphrases.map { "\($0.shortID)" + ($0.slot?.label.map { " (\($0))" } ?? "") }.joined(separator: ", ")); retire them with --retire ID (and add them again afterwards with 'coffer key add'), or rotate with each removed first")
         }
         let writers = all.filter { $0.slot?.kind == "write-only" && $0.slot?.repository == id }
+        let keyFiles = all.filter { $0.slot?.kind == "key-file" && $0.slot?.repository == id }
         let retiredWriters = writers.filter { retiresReader || retiring.contains($0.name) }
         let keptWriters = writers.filter { w in !retiredWriters.contains { $0.name == w.name } }
 
@@ -207,6 +212,9 @@ extension Repository {
             newSlots.append(try KeyFile.openPGP(recipients: e.slot?.recipients ?? [], master: master, repositoryID: config.idBytes,
                                                 label: e.slot?.label, generation: generation))
         }
+        guard !newSlots.isEmpty else {
+            throw StoreError(.invalidArgument, "after this rotation no slot would open the repository (a key file cannot be re-made): unlock with a passphrase or OpenPGP slot")
+        }
         let accepted = try snapshots().map(\.id)
         let secrets = RotationSecrets(previousGeneration: keys.generation,
                                       previousMaster: keys.master.withUnsafeBytes { Data($0).base64EncodedString() },
@@ -219,7 +227,7 @@ extension Repository {
         var result = RotateResult(generation: generation)
         for s in newSlots { result.newSlots.append(try Repository.addKeySlot(s, to: backend)) }
         _ = try Repository.addKeySlot(record, to: backend)
-        let delete = readCapable.map(\.name) + retiredWriters.map(\.name)
+        let delete = readCapable.map(\.name) + retiredWriters.map(\.name) + keyFiles.map(\.name)
         for name in delete {
             do { try backend.delete(try ObjectName(.keys, name)) } catch let e as BackendError {
                 throw StoreError(.io, "key generation \(generation) is in place, but removing old slot \(name.prefix(8)) failed: \(e.description); remove it with 'coffer key remove'")
@@ -228,6 +236,7 @@ extension Repository {
         result.retiredSlots = readCapable.filter { retiring.contains($0.name) }.map(\.name)
         result.retiredWriters = retiredWriters.map(\.name)
         result.keptWriters = keptWriters.map(\.name)
+        result.outdatedKeyFiles = keyFiles.map(\.name)
         result.acceptedSnapshots = accepted.count
         return result
     }

@@ -50,14 +50,8 @@ public struct WriteOnlyKey: Codable, Sendable {
     }
 
     func computedCheck() -> String {
-        let fields = [String(version), kind, repository, writer, String(generation), created, hostname, username, label ?? "",
-                      recipient, chunkIDKey, chunkerKey, indexKey, writerKey]
-        var bytes: [UInt8] = []
-        for f in fields {
-            let u = Array(f.utf8)
-            bytes += [UInt8(u.count >> 24 & 0xff), UInt8(u.count >> 16 & 0xff), UInt8(u.count >> 8 & 0xff), UInt8(u.count & 0xff)] + u
-        }
-        return Hex.encode(Array(SHA256Digest.of(bytes).prefix(16)))
+        KeyFileCheck.compute([String(version), kind, repository, writer, String(generation), created, hostname, username,
+                              label ?? "", recipient, chunkIDKey, chunkerKey, indexKey, writerKey])
     }
 
     /// The writer keys; throws `.corrupt` when a field is damaged.
@@ -92,44 +86,16 @@ public struct WriteOnlyKey: Codable, Sendable {
         return Array(try enc.encode(self)) + [0x0a]
     }
 
-    /// Reads a key file, refusing one that group or others can read (or that is not a regular file).
+    /// Reads a write-only key file (refusing group/world-readable files and other kinds of key file).
     public static func load(_ path: RawPath) throws -> WriteOnlyKey {
-        let bytes: [UInt8]
-        do {
-            let fh = try FileHandle.openForReading(path)
-            defer { fh.close() }
-            let st = try fh.status()
-            guard st.permissions & 0o077 == 0 else {
-                throw StoreError(.invalidArgument, "key file \(path) is readable or writable by group or others (mode \(String(st.permissions & 0o777, radix: 8))): run 'chmod 600 \(path)'")
-            }
-            guard st.size <= 1 << 20 else { throw StoreError(.invalidArgument, "key file \(path) is not a coffer key file (too large)") }
-            bytes = try fh.readExactly(count: Int(st.size), at: 0)
-        } catch let e as PosixError {
-            throw StoreError(.invalidArgument, "cannot read key file: \(e)")
+        guard case .writeOnly(let k) = try AnyKeyFile.load(path) else {
+            throw StoreError(.invalidArgument, "key file \(path) is not a write-only key")
         }
-        let key: WriteOnlyKey
-        do { key = try JSONDecoder().decode(WriteOnlyKey.self, from: Data(bytes)) } catch {
-            throw StoreError(.invalidArgument, "key file \(path) is not a coffer key file")
-        }
-        guard key.kind == WriteOnlyKey.kind else {
-            throw StoreError(.invalidArgument, "key file \(path) is not a coffer key file")
-        }
-        return key
+        return k
     }
 
     /// Writes the key file: a new file, mode 0600, never overwriting one.
-    public func write(to path: RawPath) throws {
-        do {
-            let fh = try FileHandle.create(path, permissions: 0o600)
-            defer { fh.close() }
-            var bytes = try encoded()
-            defer { secureZero(&bytes) }
-            try bytes.withUnsafeBytes { try fh.write($0) }
-            try fh.sync()
-        } catch let e as PosixError {
-            throw StoreError(.io, "cannot write the key file: \(e)")
-        }
-    }
+    public func write(to path: RawPath) throws { try AnyKeyFile.write(try encoded(), to: path) }
 }
 
 extension KeyFile {

@@ -12,7 +12,7 @@ struct KeyCommand: ParsableCommand {
             terminal; the current one from --password-file, COFFER_PASSWORD_FILE, COFFER_PASSWORD or a prompt. \
             See docs/KEYS.md.
             """,
-        subcommands: [List.self, Add.self, Remove.self, Passwd.self, WriteOnly.self, Rotate.self, ExportRecovery.self, ImportRecovery.self])
+        subcommands: [List.self, Add.self, Remove.self, Passwd.self, ExportKey.self, WriteOnly.self, Rotate.self, ExportRecovery.self, ImportRecovery.self])
 
     // MARK: - list
 
@@ -231,6 +231,55 @@ struct KeyCommand: ParsableCommand {
         }
     }
 
+    // MARK: - export-key
+
+    struct ExportKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export-key",
+            abstract: "Write a key file that opens the repository without a passphrase (for unattended reading and writing).",
+            discussion: """
+                Use it with --key-file FILE or COFFER_KEY_FILE on a machine that must run unattended with full \
+                access (restores, checks, a mount started at boot): no prompt, no passphrase file, no scrypt \
+                delay. It holds the master key, like the recovery sheet: whoever reads it reads every backup. \
+                The file is created with mode 0600 (never overwriting one); the repository records it in keys/ \
+                ('coffer key list'), 'coffer key remove' withdraws it, and 'coffer key rotate' outdates it. \
+                For backup clients prefer 'coffer key write-only'.
+                """)
+
+        @OptionGroup var repository: RepositoryOptions
+        @OptionGroup var out: OutputOptions
+
+        @Option(name: [.customShort("o"), .customLong("output")],
+                help: ArgumentHelp("The key file to create (mode 0600; must not exist).", valueName: "file"))
+        var file: String
+
+        @Option(help: "A label for the key file (shown by 'key list').")
+        var label: String?
+
+        func run() throws {
+            try runReportingErrors {
+                let path = RawPath(file).normalizedAbsolute()
+                if (try? Posix.lstat(path)) != nil {
+                    throw StoreError(.invalidArgument, "\(path) already exists; refusing to overwrite it")
+                }
+                let repo = try repository.open()
+                let lock = try RepositoryLock.acquire(repo, exclusive: false)
+                defer { lock.release() }
+                let (key, slot) = try repo.exportKeyFile(label: label)
+                do { try key.write(to: path) } catch {
+                    try? repo.removeKeySlot(slot)
+                    throw error
+                }
+                if out.json {
+                    Console.print(JSON.encode(["id": String(slot.prefix(8)), "name": slot, "file": path.description]))
+                } else if !out.quiet {
+                    Console.print("key file \(slot.prefix(8)) written to \(path) (mode 0600): it reads everything, keep it like the recovery sheet")
+                }
+                return Exit.ok
+            }
+        }
+    }
+
     // MARK: - write-only
 
     struct WriteOnly: ParsableCommand {
@@ -331,6 +380,9 @@ struct KeyCommand: ParsableCommand {
                     if !r.retiredSlots.isEmpty { Console.print("retired slots: \(r.retiredSlots.map { String($0.prefix(8)) }.joined(separator: ", "))") }
                     if !r.retiredWriters.isEmpty {
                         Console.print("retired write-only keys: \(r.retiredWriters.map { String($0.prefix(8)) }.joined(separator: ", ")) (issue new ones with 'coffer key write-only')")
+                    }
+                    if !r.outdatedKeyFiles.isEmpty {
+                        Console.print("key files withdrawn (they hold the old key): \(r.outdatedKeyFiles.map { String($0.prefix(8)) }.joined(separator: ", ")) (export new ones with 'coffer key export-key')")
                     }
                     if !r.keptWriters.isEmpty {
                         Console.print("write-only keys still valid: \(r.keptWriters.map { String($0.prefix(8)) }.joined(separator: ", "))")
