@@ -129,6 +129,20 @@ extension MasterKeyFile {
 }
 
 extension Repository {
+    /// The record in `keys/` of a key file (`kind` "key-file" or "write-only", `id` its key or
+    /// writer id), after checking the file belongs to this repository. Also returns all slots.
+    static func registeredRecord(backend: Backend, config: RepositoryConfig, keyRepository: String, kind: String,
+                                 id: String, keyPath: String, why: String) throws -> (KeySlotEntry, [KeySlotEntry]) {
+        guard keyRepository == config.id else {
+            throw StoreError(.wrongPassword, "key file \(keyPath) belongs to repository \(keyRepository.prefix(8)), not to \(config.shortID) at \(backend.location)")
+        }
+        let slots = try keySlots(backend)
+        guard let record = slots.first(where: { $0.slot?.kind == kind && $0.slot?.writer == id && $0.slot?.repository == config.id }) else {
+            throw StoreError(.wrongPassword, "\(kind == "write-only" ? "write-only key" : "key file") \(id.prefix(8)) (\(keyPath)) is not registered in the repository at \(backend.location): it was \(why)")
+        }
+        return (record, slots)
+    }
+
     /// Exports the newest generation's master secret as a key file and records it in `keys/`.
     public func exportKeyFile(label: String?) throws -> (key: MasterKeyFile, slot: String) {
         let key = MasterKeyFile.make(keys: try keys, label: label)
@@ -143,14 +157,10 @@ extension Repository {
     public static func open(backend: Backend, keyFile key: MasterKeyFile, keyPath: String, cacheDirectory: RawPath,
                             cacheBytes: Int = 32 << 20) throws -> Repository {
         let config = try readConfig(backend)
-        guard key.repository == config.id else {
-            throw StoreError(.wrongPassword, "key file \(keyPath) belongs to repository \(key.repository.prefix(8)), not to \(config.shortID) at \(backend.location)")
-        }
         let master = try key.masterSecret(what: "key file \(keyPath)")
-        let slots = try keySlots(backend)
-        guard let record = slots.first(where: { $0.slot?.kind == "key-file" && $0.slot?.writer == key.keyID && $0.slot?.repository == config.id }) else {
-            throw StoreError(.wrongPassword, "key file \(key.keyID.prefix(8)) (\(keyPath)) is not registered in the repository at \(backend.location): it was withdrawn ('coffer key remove') or outdated by 'coffer key rotate'; export a new one")
-        }
+        let (record, slots) = try registeredRecord(backend: backend, config: config, keyRepository: key.repository,
+                                                   kind: "key-file", id: key.keyID, keyPath: keyPath,
+                                                   why: "withdrawn ('coffer key remove') or outdated by 'coffer key rotate'; export a new one")
         let unlocked = try UnlockedKeys.walk(master: master, generation: key.generation, repositoryID: config.idBytes,
                                              slots: slots, location: backend.location)
         return try finishOpening(backend: backend, config: config, unlocked: unlocked, opened: record.name,

@@ -125,14 +125,10 @@ extension Repository {
     public static func open(backend: Backend, writeOnlyKey key: WriteOnlyKey, keyPath: String,
                             cacheDirectory: RawPath) throws -> Repository {
         let config = try readConfig(backend)
-        guard key.repository == config.id else {
-            throw StoreError(.wrongPassword, "key file \(keyPath) belongs to repository \(key.repository.prefix(8)), not to \(config.shortID) at \(backend.location)")
-        }
         let writer = try key.writerKeys(what: "key file \(keyPath)")
-        let slots = try keySlots(backend)
-        guard let record = slots.first(where: { $0.slot?.kind == "write-only" && $0.slot?.writer == key.writer && $0.slot?.repository == config.id }) else {
-            throw StoreError(.wrongPassword, "write-only key \(key.writer.prefix(8)) (\(keyPath)) is not registered in the repository at \(backend.location): it was withdrawn ('coffer key remove') or retired ('coffer key rotate --retire')")
-        }
+        let (record, _) = try registeredRecord(backend: backend, config: config, keyRepository: key.repository,
+                                               kind: "write-only", id: key.writer, keyPath: keyPath,
+                                               why: "withdrawn ('coffer key remove') or retired ('coffer key rotate --retire')")
         let catalog = try openCatalog(cacheDirectory: cacheDirectory, config: config, file: "catalog-writer-\(key.writer.prefix(16)).sqlite")
         let repo = Repository(backend: backend, config: config, writeOnly: writer, catalog: catalog)
         repo.openedSlot = record.name

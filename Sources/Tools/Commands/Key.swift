@@ -258,24 +258,11 @@ struct KeyCommand: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
-                let path = RawPath(file).normalizedAbsolute()
-                if (try? Posix.lstat(path)) != nil {
-                    throw StoreError(.invalidArgument, "\(path) already exists; refusing to overwrite it")
+                try createKeyFile(file, repository: repository, out: out) { repo in
+                    let (key, slot) = try repo.exportKeyFile(label: label)
+                    return (slot, key.write, ["file": file],
+                            "key file \(slot.prefix(8)) written to \(file) (mode 0600): it reads everything, keep it like the recovery sheet")
                 }
-                let repo = try repository.open()
-                let lock = try RepositoryLock.acquire(repo, exclusive: false)
-                defer { lock.release() }
-                let (key, slot) = try repo.exportKeyFile(label: label)
-                do { try key.write(to: path) } catch {
-                    try? repo.removeKeySlot(slot)
-                    throw error
-                }
-                if out.json {
-                    Console.print(JSON.encode(["id": String(slot.prefix(8)), "name": slot, "file": path.description]))
-                } else if !out.quiet {
-                    Console.print("key file \(slot.prefix(8)) written to \(path) (mode 0600): it reads everything, keep it like the recovery sheet")
-                }
-                return Exit.ok
             }
         }
     }
@@ -307,25 +294,11 @@ struct KeyCommand: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
-                let path = RawPath(file).normalizedAbsolute()
-                if (try? Posix.lstat(path)) != nil {
-                    throw StoreError(.invalidArgument, "\(path) already exists; refusing to overwrite it")
+                try createKeyFile(file, repository: repository, out: out) { repo in
+                    let (key, slot) = try repo.issueWriteOnlyKey(label: label)
+                    return (slot, key.write, ["file": file, "writer": key.writer],
+                            "write-only key \(slot.prefix(8)) (writer \(key.writer.prefix(8))) written to \(file) (mode 0600)")
                 }
-                let repo = try repository.open()
-                // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
-                let lock = try RepositoryLock.acquire(repo, exclusive: false)
-                defer { lock.release() }
-                let (key, slot) = try repo.issueWriteOnlyKey(label: label)
-                do { try key.write(to: path) } catch {
-                    try? repo.removeKeySlot(slot)
-                    throw error
-                }
-                if out.json {
-                    Console.print(JSON.encode(["id": String(slot.prefix(8)), "name": slot, "writer": key.writer, "file": path.description]))
-                } else if !out.quiet {
-                    Console.print("write-only key \(slot.prefix(8)) (writer \(key.writer.prefix(8))) written to \(path) (mode 0600)")
-                }
-                return Exit.ok
             }
         }
     }
@@ -517,6 +490,33 @@ struct KeyCommand: ParsableCommand {
             return data
         }
     }
+}
+
+/// `key export-key` and `key write-only`: refuses an existing file, opens the repository, makes the
+/// key and its record under a shared lock (a concurrent `key rotate` must not miss it), writes the
+/// file (removing the record again if that fails) and prints the result.
+private func createKeyFile(_ file: String, repository: RepositoryOptions, out: OutputOptions,
+                           make: (Repository) throws -> (slot: String, write: (RawPath) throws -> Void,
+                                                         json: [String: String], text: String)) throws -> Int32 {
+    let path = RawPath(file).normalizedAbsolute()
+    if (try? Posix.lstat(path)) != nil {
+        throw StoreError(.invalidArgument, "\(path) already exists; refusing to overwrite it")
+    }
+    let repo = try repository.open()
+    let lock = try RepositoryLock.acquire(repo, exclusive: false)
+    defer { lock.release() }
+    let made = try make(repo)
+    do { try made.write(path) } catch {
+        try? repo.removeKeySlot(made.slot)
+        throw error
+    }
+    if out.json {
+        Console.print(JSON.encode(made.json.merging(["id": String(made.slot.prefix(8)), "name": made.slot,
+                                                     "file": path.description]) { $1 }))
+    } else if !out.quiet {
+        Console.print(made.text)
+    }
+    return Exit.ok
 }
 
 /// "added key slot 1a2b3c4d" (or JSON) for commands that create a slot.
