@@ -289,15 +289,17 @@ def ensure(size_mib, root):
 
 
 # -------------------------------------------------------------- mutate ----
-def mutate(size_mib, root):
+def mutate(size_mib, root, round_=0):
     """Deterministic ~1% change: rewrite ~1% of the small files, overwrite a few
     64 KiB regions inside large-0.bin (in place, like a VM image or database
     being modified), add a few new small files and one new random file.
-    Only ever run this on a private copy of the cached corpus."""
+    Only ever run this on a private copy of the cached corpus. Round N > 0 makes
+    another change of the same size in other places (new files go to new-files-N/)."""
     s = size_mib / 1024.0
     entries = plan(size_mib)
     total = sum(e[2] for e in entries)
-    r = random.Random(subseed("mutate", size_mib))
+    tag = "" if round_ == 0 else "-%d" % round_
+    r = random.Random(subseed("mutate" + tag, size_mib))
     small = [e for e in entries if e[0].startswith("small/")]
     changed = 0
 
@@ -306,7 +308,7 @@ def mutate(size_mib, root):
     for i, (rel, kind, size, seed) in enumerate(r.sample(small, n_rw)):
         nsize = int(KiB * 64 ** (r.random() ** 1.4))
         p = os.path.join(root, rel)
-        write_text(p + ".tmp", nsize, subseed("rewrite", size_mib, i))
+        write_text(p + ".tmp", nsize, subseed("rewrite" + tag, size_mib, i))
         os.replace(p + ".tmp", p)
         changed += nsize
 
@@ -325,10 +327,10 @@ def mutate(size_mib, root):
     n_new = max(1, round(50 * s))
     for i in range(n_new):
         nsize = int(KiB * 64 ** (r.random() ** 1.4))
-        write_entry(root, "new-files/n%03d.txt" % i, "text", nsize, subseed("new", size_mib, i))
+        write_entry(root, "new-files%s/n%03d.txt" % (tag, i), "text", nsize, subseed("new" + tag, size_mib, i))
         changed += nsize
     blob = max(64 * KiB, int(total * 0.01) - changed)
-    write_entry(root, "new-files/blob.bin", "random", blob, subseed("newblob", size_mib))
+    write_entry(root, "new-files%s/blob.bin" % tag, "random", blob, subseed("newblob" + tag, size_mib))
     changed += blob
 
     info = {"rewritten_files": n_rw, "regions_64k": n_reg, "new_files": n_new + 1,
@@ -344,6 +346,8 @@ def main():
         sp = sub.add_parser(name)
         sp.add_argument("--size-mib", type=int, required=True)
         sp.add_argument("--dir", required=True)
+        if name == "mutate":
+            sp.add_argument("--round", type=int, default=0)
     sp = sub.add_parser("stats")
     sp.add_argument("dir")
     a = ap.parse_args()
@@ -351,7 +355,7 @@ def main():
         info = ensure(a.size_mib, os.path.abspath(a.dir))
         print("%d %d" % (info["files"], info["bytes"]))
     elif a.cmd == "mutate":
-        mutate(a.size_mib, os.path.abspath(a.dir))
+        mutate(a.size_mib, os.path.abspath(a.dir), a.round)
     else:
         print("%d %d" % stats(a.dir))
 
