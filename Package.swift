@@ -46,7 +46,7 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Crypto", "FS"], path: "Tests/StoreTests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "ToolsTests", dependencies: ["Store"], path: "Tests/ToolsTests",
+        .testTarget(name: "ToolsTests", dependencies: ["Store", "Crypto"], path: "Tests/ToolsTests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

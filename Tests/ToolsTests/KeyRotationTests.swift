@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Glibc
 @testable import Store
+import Crypto
 
 /// `coffer key rotate`: new data keys for new writes, old data readable, retired keys rejected.
 final class KeyRotationTests: CofferTestCase {
@@ -183,5 +184,50 @@ final class KeyRotationTests: CofferTestCase {
         let r = try coffer(["key", "remove", record])
         XCTAssertEqual(r.code, 1)
         XCTAssertTrue(r.stderr.contains("never removed"), r.stderr)
+    }
+
+    func testInterruptedRotationLeavesAWorkingRepositoryAndTheNextRotateCleansUp() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        try writeFile(src.appending("a"), "a\n")
+        try initRepository()
+        try ok(["backup", src.description])
+        let backend = LocalBackend(path: repo)
+        let config = try Repository.readConfig(backend)
+        let passphrase = Array(try String(contentsOfFile: passwordFile.description, encoding: .utf8).split(separator: "\n")[0].utf8)
+
+        // Killed after writing the new generation's slot, before its record: that slot's master
+        // secret is lost. The same passphrase must still open generation 0, and rotate again.
+        let lost = try KeyFile.passphrase(passphrase, master: SecretBytes.random(count: 64), repositoryID: config.idBytes,
+                                          kdf: .scrypt(memoryBytes: 1 << 20), label: nil, generation: 1)
+        try Repository.addKeySlot(lost, to: backend)
+        try ok(["backup", src.description])
+        let list = try keyList()
+        XCTAssertEqual(list.filter { ($0["outdated"] as? Bool) == true }.count, 1, "\(list)")
+        try ok(["key", "rotate"])
+        let after = try keyList()
+        XCTAssertEqual(after.compactMap { $0["kind"] as? String }.sorted(), ["generation", "passphrase"], "\(after)")
+        XCTAssertEqual(after.first { ($0["kind"] as? String) == "passphrase" }?["generation"] as? Int, 1)
+
+        // Killed after the record, before deleting the old slots: an old slot put back is
+        // outdated, the newest slot is the one that opens, and the next rotate removes it.
+        let keysDir = repo.appending("keys")
+        let gen1Name = try XCTUnwrap(entryNames(keysDir).first { name in
+            (try? String(contentsOfFile: keysDir.appending(name).description, encoding: .utf8))?.contains("\"passphrase\"") ?? false
+        })
+        let gen1Bytes = try String(contentsOfFile: keysDir.appending(gen1Name).description, encoding: .utf8)
+        try ok(["key", "rotate"])
+        try writeFile(keysDir.appending(gen1Name), gen1Bytes, mode: 0o600)
+        let mixed = try keyList()
+        XCTAssertEqual(mixed.first { ($0["name"] as? String) == gen1Name }?["outdated"] as? Bool, true, "\(mixed)")
+        XCTAssertEqual(mixed.first { ($0["current"] as? Bool) == true }?["generation"] as? Int, 2, "the newest slot opens")
+        try ok(["backup", src.description])
+        XCTAssertEqual(try snapshotIDsJSON().count, 3)
+        try ok(["key", "rotate"])
+        let final = try keyList()
+        XCTAssertFalse(final.contains { ($0["name"] as? String) == gen1Name })
+        XCTAssertEqual(final.filter { ($0["kind"] as? String) == "passphrase" }.map { $0["generation"] as? Int }, [3])
+        XCTAssertEqual(final.filter { ($0["kind"] as? String) == "generation" }.count, 3)
+        try ok(["check"])
     }
 }

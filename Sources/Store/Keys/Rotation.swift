@@ -142,6 +142,16 @@ extension Repository {
         try catalog.snapshots().compactMap { s in rejection(of: s).map { (s, $0) } }
     }
 
+    /// Read-capable slots left behind by an interrupted `key rotate` (see `rotate`), given the
+    /// newest generation this key opens.
+    public func outdatedSlots(_ all: [KeySlotEntry], generation: UInt32) -> [KeySlotEntry] {
+        let recorded = Set(all.compactMap(\.slot).filter { $0.kind == "generation" && $0.repository == config.id }.map(\.keyGeneration))
+        return all.filter { e in
+            guard e.isReadCapable(for: config.id), let g = e.slot?.keyGeneration else { return false }
+            return g < generation || (g > generation && !recorded.contains(g))
+        }
+    }
+
     public struct RotateResult: Sendable {
         public var generation: UInt32
         public var newSlots: [String] = []
@@ -185,10 +195,15 @@ extension Repository {
             }
             retiring.insert(name)
         }
+        // Leftovers of an interrupted rotation: slots of an older generation (their rotation
+        // finished but did not delete them) or of a newer one without a record (their rotation
+        // never wrote it, so their master secret is lost). Deleted here without re-making them.
+        let leftovers = Set(outdatedSlots(all, generation: keys.generation).map(\.name))
         let readCapable = all.filter { $0.isReadCapable(for: id) }
+        let current = readCapable.filter { !leftovers.contains($0.name) }
         let retiresReader = readCapable.contains { retiring.contains($0.name) }
         let opened = all.first { $0.name == openedSlot }
-        let unknownPassphrases = readCapable.filter { $0.slot?.kind == "passphrase" && $0.name != openedSlot && !retiring.contains($0.name) }
+        let unknownPassphrases = current.filter { $0.slot?.kind == "passphrase" && $0.name != openedSlot && !retiring.contains($0.name) }
         guard unknownPassphrases.isEmpty else {
             throw StoreError(.invalidArgument, "key rotate cannot re-make passphrase slots whose passphrase it does not know: \(unknownPassphrases.map { "\($0.shortID)" + ($0.slot?.label.map { " (\($0))" } ?? "") }.joined(separator: ", ")); retire them with --retire ID (and add them again afterwards with 'coffer key add'), or rotate with each removed first")
         }
@@ -208,7 +223,7 @@ extension Repository {
             newSlots.append(try KeyFile.passphrase(passphrase, master: master, repositoryID: config.idBytes, kdf: kdf,
                                                    label: o.label, generation: generation))
         }
-        for e in readCapable where e.slot?.kind == "openpgp" && !retiring.contains(e.name) {
+        for e in current where e.slot?.kind == "openpgp" && !retiring.contains(e.name) {
             newSlots.append(try KeyFile.openPGP(recipients: e.slot?.recipients ?? [], master: master, repositoryID: config.idBytes,
                                                 label: e.slot?.label, generation: generation))
         }

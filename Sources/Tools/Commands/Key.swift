@@ -38,10 +38,13 @@ struct KeyCommand: ParsableCommand {
             let other_repository: Bool
             let recipients: [String]?
             let writer: String?
+            let generation: UInt32?
+            /// Left behind by an interrupted `key rotate` (the next rotate deletes it).
+            let outdated: Bool
 
             enum CodingKeys: String, CodingKey {
                 case id, name, kind, created, label, hostname, username, last_used, current, read_capable, other_repository
-                case recipients, writer
+                case recipients, writer, generation, outdated
             }
             /// Absent values are written as null, so every object has the same keys.
             func encode(to encoder: Encoder) throws {
@@ -53,6 +56,7 @@ struct KeyCommand: ParsableCommand {
                 try c.encode(read_capable, forKey: .read_capable); try c.encode(other_repository, forKey: .other_repository)
                 try c.encode(recipients, forKey: .recipients)
                 try c.encode(writer, forKey: .writer)
+                try c.encode(generation, forKey: .generation); try c.encode(outdated, forKey: .outdated)
             }
         }
 
@@ -61,6 +65,7 @@ struct KeyCommand: ParsableCommand {
                 let repo = try repository.open()
                 let usage = (try? repo.catalog.keyUsage()) ?? [:]
                 let slots = try repo.keySlots()
+                let outdated = Set(repo.outdatedSlots(slots, generation: try repo.keys.generation).map(\.name))
                 let rows = slots.map { e -> SlotJSON in
                     SlotJSON(id: e.shortID, name: e.name, kind: e.slot?.kind ?? "unreadable", created: e.slot?.created,
                              label: e.slot?.label, hostname: e.slot?.hostname, username: e.slot?.username,
@@ -68,7 +73,8 @@ struct KeyCommand: ParsableCommand {
                              read_capable: e.isReadCapable(for: repo.config.id),
                              other_repository: e.slot.map { $0.repository != repo.config.id } ?? false,
                              recipients: e.slot?.kind == "openpgp" ? (e.slot?.recipients ?? []) : nil,
-                             writer: e.slot?.kind == "write-only" ? e.slot?.writer : nil)
+                             writer: e.slot?.kind == "write-only" ? e.slot?.writer : nil,
+                             generation: e.slot.map(\.keyGeneration), outdated: outdated.contains(e.name))
                 }
                 if output.json {
                     Console.print(JSON.encode(rows, pretty: true))
@@ -80,6 +86,8 @@ struct KeyCommand: ParsableCommand {
                     let by = r.username.map { u in r.hostname.map { "\(u)@\($0)" } ?? u } ?? "-"
                     let kind = r.kind + (r.recipients.map { " → " + $0.joined(separator: ", ") } ?? "")
                         + (r.writer.map { " (writer \($0.prefix(8)))" } ?? "")
+                        + ((r.generation ?? 0) > 0 || r.kind == "generation" ? " gen \(r.generation ?? 0)" : "")
+                        + (r.outdated ? " (outdated: left by an interrupted rotate; the next 'key rotate' removes it)" : "")
                     table.append([r.current ? "*" : "", r.id, kind + (r.other_repository ? " (other repository)" : ""),
                                   time(r.created), r.label ?? "", by, r.last_used.map { time($0) } ?? "-"])
                 }
