@@ -175,4 +175,30 @@ final class WriteOnlyKeyTests: CofferTestCase {
         XCTAssertTrue(again.stderr.contains("already exists"), again.stderr)
         XCTAssertEqual(try String(contentsOfFile: keyPath.description, encoding: .utf8), original)
     }
+
+    func testKilledWriteOnlyBackupLeavesACheckableRepositoryAndTheNextRunCompletes() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        for i in 0..<3 { try sh("head -c \(14 << 20) /dev/urandom > \(shellQuote(src.appending("part-\(i).bin")))") }
+        try initRepository()
+        try issueKey()
+        let p = try startCoffer(["backup", "--host", "web1", src.description], env: writeOnlyEnv)
+        let hit = poll(timeout: 60, whileRunning: p) { !self.packFiles().isEmpty }
+        let stillRunning = p.isRunning
+        p.killHard()
+        let res = p.wait()
+        XCTAssertTrue(hit && stillRunning && p.wasKilled, "killed after a pack was published (exit \(res.code)): \(res.stderr)")
+        XCTAssertEqual(entryNames(repo.appending("snapshots")), [], "no snapshot from the killed run")
+        XCTAssertEqual(lockFiles().count, 1, "the killed run leaves its lock")
+
+        // The write-only client reads its own (dead) lock as stale and completes the backup.
+        let b = try coffer(["backup", "--host", "web1", "--json", src.description], env: writeOnlyEnv)
+        XCTAssertEqual(b.code, 0, b.stderr)
+        XCTAssertEqual(lockFiles().count, 0)
+        let check = try coffer(["check", "--read-data"])
+        XCTAssertEqual(check.code, 0, check.stdout + check.stderr)
+        let target = work.appending("restore")
+        try ok(["restore", "latest", "--target", target.description])
+        XCTAssertEqual(TreeCompare.differences(src, restored(src, under: target)), [])
+    }
 }
