@@ -179,6 +179,8 @@ extension Repository {
     /// working old ones; after it, both generations' slots open.
     public func rotate(retire: [String], passphrase: [UInt8]?, label: String?) throws -> RotateResult {
         let keys = try self.keys
+        // A backup that finished between opening and taking the lock must be in the accepted list.
+        try syncCatalog()
         guard newerGeneration == nil else {
             throw StoreError(.invalidArgument, "this key is of generation \(keys.generation), but the repository has a newer one: unlock with a current slot")
         }
