@@ -256,20 +256,14 @@ struct KeyCommand: ParsableCommand {
 
         @OptionGroup var repository: RepositoryOptions
         @OptionGroup var out: OutputOptions
-
-        @Option(name: [.customShort("o"), .customLong("output")],
-                help: ArgumentHelp("The key file to create (mode 0600; must not exist).", valueName: "file"))
-        var file: String
-
-        @Option(help: "A label for the key file (shown by 'key list').")
-        var label: String?
+        @OptionGroup var new: NewKeyFileOptions
 
         func run() throws {
             try runReportingErrors {
-                try createKeyFile(file, repository: repository, out: out) { repo in
-                    let (key, slot) = try repo.exportKeyFile(label: label)
-                    return (slot, key.write, ["file": file],
-                            "key file \(slot.prefix(8)) written to \(file) (mode 0600): it reads everything, keep it like the recovery sheet")
+                try createKeyFile(new.file, repository: repository, out: out) { repo in
+                    let (key, slot) = try repo.exportKeyFile(label: new.label)
+                    return (slot, key.write, [:],
+                            "key file \(slot.prefix(8)) written to \(new.file) (mode 0600): it reads everything, keep it like the recovery sheet")
                 }
             }
         }
@@ -292,20 +286,14 @@ struct KeyCommand: ParsableCommand {
 
         @OptionGroup var repository: RepositoryOptions
         @OptionGroup var out: OutputOptions
-
-        @Option(name: [.customShort("o"), .customLong("output")],
-                help: ArgumentHelp("The key file to create (mode 0600; must not exist).", valueName: "file"))
-        var file: String
-
-        @Option(help: "A label for the key (shown by 'key list'), e.g. the host it is for.")
-        var label: String?
+        @OptionGroup var new: NewKeyFileOptions
 
         func run() throws {
             try runReportingErrors {
-                try createKeyFile(file, repository: repository, out: out) { repo in
-                    let (key, slot) = try repo.issueWriteOnlyKey(label: label)
-                    return (slot, key.write, ["file": file, "writer": key.writer],
-                            "write-only key \(slot.prefix(8)) (writer \(key.writer.prefix(8))) written to \(file) (mode 0600)")
+                try createKeyFile(new.file, repository: repository, out: out) { repo in
+                    let (key, slot) = try repo.issueWriteOnlyKey(label: new.label)
+                    return (slot, key.write, ["writer": key.writer],
+                            "write-only key \(slot.prefix(8)) (writer \(key.writer.prefix(8))) written to \(new.file) (mode 0600)")
                 }
             }
         }
@@ -498,6 +486,16 @@ struct KeyCommand: ParsableCommand {
             return data
         }
     }
+}
+
+/// The file `key export-key` and `key write-only` create, and its label.
+struct NewKeyFileOptions: ParsableArguments {
+    @Option(name: [.customShort("o"), .customLong("output")],
+            help: ArgumentHelp("The key file to create (mode 0600; must not exist).", valueName: "file"))
+    var file: String
+
+    @Option(help: "A label for the key (shown by 'key list'), e.g. the host or purpose it is for.")
+    var label: String?
 }
 
 /// `key export-key` and `key write-only`: refuses an existing file, opens the repository, makes the
