@@ -63,21 +63,35 @@ struct RepositoryOptions: ParsableArguments {
         throw StoreError(.invalidArgument, "no passphrase: set COFFER_PASSWORD_FILE or COFFER_PASSWORD, use --password-file, or run on a terminal")
     }
 
+    /// The key file of --key-file / $COFFER_KEY_FILE, read (and permission-checked) once.
+    func loadKeyFile() throws -> (path: String, key: AnyKeyFile)? {
+        guard let path = keyFilePath else { return nil }
+        return (path, try AnyKeyFile.load(RawPath(path).normalizedAbsolute()))
+    }
+
     /// Opens the repository for `backup`: with a write-only key file when one is given, else as `open`.
     func openForWriting() throws -> Repository {
-        guard let path = keyFilePath else { return try open() }
-        let backend = try backend()
-        _ = try Repository.readConfig(backend)
-        guard case .writeOnly(let key) = try AnyKeyFile.load(RawPath(path).normalizedAbsolute()) else { return try open() }
-        let repo = try Repository.open(backend: backend, writeOnlyKey: key, keyPath: path, cacheDirectory: cacheDirectory())
-        for w in repo.warnings { Console.warn(w) }
+        let keyFile = try loadKeyFile()
+        if let (path, file) = keyFile, case .writeOnly(let key) = file {
+            let backend = try backend()
+            let repo = try Repository.open(backend: backend, writeOnlyKey: key, keyPath: path, cacheDirectory: cacheDirectory())
+            for w in repo.warnings { Console.warn(w) }
+            return repo
+        }
+        var (repo, pass) = try open(keyFile: keyFile, cacheBytes: 32 << 20)
+        for i in pass.indices { pass[i] = 0 }
         return repo
     }
 
-    /// Refuses a write-only key file for commands that read (`what` names the command).
-    func refuseWriteOnly(_ what: String) throws {
-        guard let path = keyFilePath, case .writeOnly(let key) = try AnyKeyFile.load(RawPath(path).normalizedAbsolute()) else { return }
-        throw StoreError(.writeOnly, "\(path) is a write-only key (writer \(key.writer.prefix(8))): it can run 'coffer backup' but not '\(what)', which must decrypt; use a passphrase, --gpg or a recovery sheet")
+    /// Refuses a write-only key file for commands that read.
+    func refuseWriteOnly() throws {
+        if let (path, file) = try loadKeyFile(), case .writeOnly(let key) = file { throw writeOnlyRefusal(path, key) }
+    }
+
+    private func writeOnlyRefusal(_ path: String, _ key: WriteOnlyKey) -> StoreError {
+        let args = CommandLine.arguments.dropFirst()
+        let command = args.first.map { ["key", "catalog"].contains($0) ? args.prefix(2).joined(separator: " ") : $0 } ?? ""
+        return StoreError(.writeOnly, "\(path) is a write-only key (writer \(key.writer.prefix(8))): it can run 'coffer backup' but not 'coffer \(command)', which must decrypt; use a passphrase, --gpg or a recovery sheet")
     }
 
     /// Opens and unlocks the repository, syncing the local catalog.
@@ -89,16 +103,22 @@ struct RepositoryOptions: ParsableArguments {
 
     /// Like `open`, and also returns the passphrase that opened it (the caller zeroes it).
     func openKeepingPassphrase(cacheBytes: Int = 32 << 20) throws -> (Repository, [UInt8]) {
-        let args = CommandLine.arguments.dropFirst()
-        let command = args.first.map { ["key", "catalog"].contains($0) ? args.prefix(2).joined(separator: " ") : $0 } ?? ""
-        try refuseWriteOnly("coffer \(command)")
+        try open(keyFile: try loadKeyFile(), cacheBytes: cacheBytes)
+    }
+
+    /// Unlocks with `keyFile` when given (refusing a write-only one), else through OpenPGP or a passphrase.
+    private func open(keyFile: (path: String, key: AnyKeyFile)?, cacheBytes: Int) throws -> (Repository, [UInt8]) {
         let backend = try backend()
         _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
-        if let path = keyFilePath, case .master(let key) = try AnyKeyFile.load(RawPath(path).normalizedAbsolute()) {
-            let repo = try Repository.open(backend: backend, keyFile: key, keyPath: path, cacheDirectory: cacheDirectory(),
-                                           cacheBytes: cacheBytes)
-            for w in repo.warnings { Console.warn(w) }
-            return (repo, [])
+        if let (path, file) = keyFile {
+            switch file {
+            case .writeOnly(let key): throw writeOnlyRefusal(path, key)
+            case .master(let key):
+                let repo = try Repository.open(backend: backend, keyFile: key, keyPath: path, cacheDirectory: cacheDirectory(),
+                                               cacheBytes: cacheBytes)
+                for w in repo.warnings { Console.warn(w) }
+                return (repo, [])
+            }
         }
         if useOpenPGP {
             let repo = try Repository.openWithOpenPGP(backend: backend, cacheDirectory: cacheDirectory(), cacheBytes: cacheBytes)

@@ -36,7 +36,7 @@ struct Mount: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors { try repository.refuseWriteOnly("coffer mount"); return Exit.ok }
+        try runReportingErrors { try repository.refuseWriteOnly(); return Exit.ok }
         if daemon { return try runReportingErrors { try spawnDaemon() } }
         try runReportingErrors {
             let point = RawPath(mountpoint).normalizedAbsolute()
