@@ -4,7 +4,8 @@ import Crypto
 ///
 /// Blobs are appended to a staging file (in the backend's staging directory) as they
 /// arrive, so memory does not grow with the pack size. A full pack is sealed outside
-/// the append lock: header, trailer, fsync, then published under its SHA-256.
+/// the append lock: header, trailer, fsync, then published under its SHA-256, which is
+/// computed as the blobs are appended (so the staged file is never read back).
 /// Thread-safe.
 public final class Packer: @unchecked Sendable {
     public struct Finished: Sendable {
@@ -18,6 +19,7 @@ public final class Packer: @unchecked Sendable {
         let file: FileHandle
         var entries: [PackEntry] = []
         var offset = 0
+        let hasher = SHA256Hasher()        // of everything written so far, in file order
         init(path: RawPath, file: FileHandle) { self.path = path; self.file = file }
     }
 
@@ -52,6 +54,7 @@ public final class Packer: @unchecked Sendable {
                 current = nil
                 throw StoreError(.io, e.description)
             }
+            p.hasher.update(envelope)
             p.entries.append(PackEntry(type: type, id: id, offset: p.offset, length: envelope.count, rawLength: rawLength))
             p.offset += envelope.count
             guard p.offset >= targetSize else { return nil }
@@ -76,20 +79,6 @@ public final class Packer: @unchecked Sendable {
         }
     }
 
-    static func sha256(of path: RawPath) throws -> [UInt8] {
-        let fh = try FileHandle.openForReading(path)
-        defer { fh.close() }
-        let hasher = SHA256Hasher()
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { buf.deallocate() }
-        while true {
-            let n = try fh.read(into: buf)
-            if n == 0 { break }
-            hasher.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
-        }
-        return hasher.finalize()
-    }
-
     private func seal(_ p: OpenPack) throws -> Finished {
         let header = try sealer.seal(PackFormat.encodeHeader(p.entries), context: EnvelopeContext.packHeader)
         let n = UInt32(header.count)
@@ -102,12 +91,10 @@ public final class Packer: @unchecked Sendable {
         } catch let e as PosixError {
             throw StoreError(.io, e.description)
         }
-        // The name is the SHA-256 of the whole file, computed here rather than in add(), so that
-        // workers appending blobs never wait on the hash (the file is still in the page cache).
-        let id: String
-        do { id = Hex.encode(try Packer.sha256(of: p.path)) } catch let e as PosixError {
-            throw StoreError(.io, e.description)
-        }
+        // The name is the SHA-256 of the whole file.
+        p.hasher.update(header)
+        p.hasher.update(trailer)
+        let id = Hex.encode(p.hasher.finalize())
         do {
             try backend.putFile(try ObjectName(.packs, id), from: p.path)
         } catch BackendError.alreadyExists {
