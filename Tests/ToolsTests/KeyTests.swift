@@ -264,6 +264,7 @@ final class KeyTests: CofferTestCase {
         XCTAssertEqual(slotFiles, [])
         let locked = try coffer(["snapshots"])
         XCTAssertEqual(locked.code, 12, "no slot left, the old passphrase fails: \(locked.stderr)")
+        XCTAssertTrue(locked.stderr.contains("no key slot") && locked.stderr.contains("import-recovery"), "points at the sheet: \(locked.stderr)")
 
         // A new machine: no catalog, no passphrase known.
         let fresh = work.appending("fresh-cache").description

@@ -178,6 +178,9 @@ public final class Repository: @unchecked Sendable {
         if !damaged.isEmpty {
             throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it; unreadable slots: \(damaged.joined(separator: ", ")))")
         }
+        if !slots.contains(where: { $0.isReadCapable(for: config.id) }) {
+            throw StoreError(.wrongPassword, "\(backend.location): the repository has no key slot a passphrase could open (keys/ holds \(slots.count) file\(slots.count == 1 ? "" : "s")); with the recovery sheet: coffer key import-recovery SHEET")
+        }
         throw StoreError(.wrongPassword, "\(backend.location): wrong passphrase (no key slot opens with it)")
     }
 
