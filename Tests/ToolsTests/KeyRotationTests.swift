@@ -95,6 +95,15 @@ final class KeyRotationTests: CofferTestCase {
         let check = try coffer(["check"])
         XCTAssertEqual(check.code, 13, check.stdout + check.stderr)
         XCTAssertTrue((check.stdout + check.stderr).contains("\(forgedID.prefix(8)) is rejected"), check.stdout + check.stderr)
+        // The mount is a reader too: the rejected snapshot is not in it, the accepted ones are.
+        if access("/dev/fuse", R_OK | W_OK) == 0 {
+            let mnt = work.appending("mnt")
+            try mkdirs(mnt)
+            try ok(["mount", "--daemon", mnt.description])
+            defer { _ = try? run("/bin/fusermount3", ["-u", "-z", mnt.description]) }
+            XCTAssertNil(try? Posix.lstat(mnt.appending("ids").appending(String(forgedID.prefix(8)))), "rejected snapshot hidden")
+            for id in before { XCTAssertNotNil(try? Posix.lstat(mnt.appending("ids").appending(String(id.prefix(8)))), id) }
+        }
 
         // The same for the retired passphrase: its old slot file put back opens only generation 0,
         // and the tool refuses to back up with such an outdated key.
