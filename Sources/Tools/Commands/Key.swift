@@ -131,10 +131,7 @@ struct KeyCommand: ParsableCommand {
                     }
                     var (repo, current) = try repository.openKeepingPassphrase()
                     for i in current.indices { current[i] = 0 }
-                    // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
-                    let lock = try RepositoryLock.acquire(repo, exclusive: false)
-                    defer { lock.release() }
-                    let name = try repo.addOpenPGPSlot(recipients: gpgRecipients, label: label)
+                    let name = try underSharedLock(repo) { try repo.addOpenPGPSlot(recipients: gpgRecipients, label: label) }
                     printSlot(name, verb: "added OpenPGP key slot", output: output)
                     return Exit.ok
                 }
@@ -146,10 +143,7 @@ struct KeyCommand: ParsableCommand {
                 guard pass != current else {
                     throw StoreError(.invalidArgument, "the new passphrase is the one you opened the repository with; choose another")
                 }
-                // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
-                let lock = try RepositoryLock.acquire(repo, exclusive: false)
-                defer { lock.release() }
-                let name = try repo.addPassphraseSlot(pass, kdf: kdf, label: label)
+                let name = try underSharedLock(repo) { try repo.addPassphraseSlot(pass, kdf: kdf, label: label) }
                 printSlot(name, verb: "added key slot", output: output)
                 return Exit.ok
             }
@@ -172,10 +166,7 @@ struct KeyCommand: ParsableCommand {
             try runReportingErrors {
                 let repo = try repository.open()
                 let entry = try repo.findKeySlot(slot)
-                // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
-                let lock = try RepositoryLock.acquire(repo, exclusive: false)
-                defer { lock.release() }
-                try repo.removeKeySlot(entry.name)
+                try underSharedLock(repo) { try repo.removeKeySlot(entry.name) }
                 if output.json {
                     Console.print(JSON.encode(["removed": entry.shortID, "name": entry.name]))
                 } else if !output.quiet {
@@ -225,10 +216,7 @@ struct KeyCommand: ParsableCommand {
                 if target == repo.openedSlot, pass == current {
                     throw StoreError(.invalidArgument, "the new passphrase is the same as the current one")
                 }
-                // Shared lock: a concurrent key rotate (exclusive) must not miss this slot change.
-                let lock = try RepositoryLock.acquire(repo, exclusive: false)
-                defer { lock.release() }
-                let name = try repo.changePassphrase(slot: target, to: pass, kdf: kdf)
+                let name = try underSharedLock(repo) { try repo.changePassphrase(slot: target, to: pass, kdf: kdf) }
                 if output.json {
                     Console.print(JSON.encode(["id": String(name.prefix(8)), "name": name, "replaced": String(target.prefix(8))]))
                 } else if !output.quiet {
@@ -488,6 +476,14 @@ struct KeyCommand: ParsableCommand {
     }
 }
 
+/// Runs a slot change under a shared lock, so that a concurrent `key rotate` (which takes an
+/// exclusive one) cannot miss it.
+private func underSharedLock<T>(_ repo: Repository, _ body: () throws -> T) throws -> T {
+    let lock = try RepositoryLock.acquire(repo, exclusive: false)
+    defer { lock.release() }
+    return try body()
+}
+
 /// The file `key export-key` and `key write-only` create, and its label.
 struct NewKeyFileOptions: ParsableArguments {
     @Option(name: [.customShort("o"), .customLong("output")],
@@ -509,9 +505,7 @@ private func createKeyFile(_ file: String, repository: RepositoryOptions, out: O
         throw StoreError(.invalidArgument, "\(path) already exists; refusing to overwrite it")
     }
     let repo = try repository.open()
-    let lock = try RepositoryLock.acquire(repo, exclusive: false)
-    defer { lock.release() }
-    let made = try make(repo)
+    let made = try underSharedLock(repo) { try make(repo) }
     do { try made.write(path) } catch {
         try? repo.removeKeySlot(made.slot)
         throw error
