@@ -239,4 +239,67 @@ final class KeyRotationTests: CofferTestCase {
         XCTAssertEqual(final.filter { ($0["kind"] as? String) == "generation" }.count, 3)
         try ok(["check"])
     }
+
+    /// Runs coffer on a pseudo-terminal and answers its prompts: each time a line ending in
+    /// `marker` appears, it types the answer whose key the line contains (python3's pty module;
+    /// 60 s deadline; an unexpected prompt gets an empty line).
+    func cofferOnTerminal(_ args: [String], marker: String, answers: [String: String], env: [String: String?] = [:]) throws -> Result {
+        var e = baseEnvironment
+        for (k, v) in env { e[k] = v }
+        let driver = """
+            import json, os, pty, select, sys, time
+            marker, answers, argv = sys.argv[1].encode(), json.loads(sys.argv[2]), sys.argv[3:]
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv(argv[0], argv)
+            out, seen, deadline = b"", 0, time.monotonic() + 60
+            while time.monotonic() < deadline:
+                r, _, _ = select.select([fd], [], [], 0.5)
+                if not r:
+                    continue
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                while out.count(marker) > seen:
+                    prompt = out.split(marker)[seen].decode(errors="replace").splitlines()[-1]
+                    reply = next((v for k, v in answers.items() if k in prompt), "")
+                    os.write(fd, reply.encode() + b"\\n")
+                    seen += 1
+            _, status = os.waitpid(pid, 0)
+            sys.stdout.write(out.decode(errors="replace"))
+            sys.exit(os.waitstatus_to_exitcode(status))
+            """
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: answers), as: UTF8.self)
+        return try run("/usr/bin/python3", ["-c", driver, marker, json, CofferTestCase.binary] + args,
+                       environment: e.compactMapValues { $0 })
+    }
+
+    func testRotateAsksForTheOtherPassphrasesOnATerminal() throws {
+        try initRepository()
+        try ok(["key", "add", "--label", "ops", "--kdf-memory", "1MiB"], env: ["COFFER_NEW_PASSWORD": "ops passphrase"])
+        try ok(["key", "add", "--label", "dev", "--kdf-memory", "1MiB"], env: ["COFFER_NEW_PASSWORD": "dev passphrase"])
+        let ops = try passFile("ops", "ops passphrase"), dev = try passFile("dev", "dev passphrase")
+
+        // A wrong passphrase for one of them: refused, nothing changed.
+        let files = entryNames(keysDir)
+        let wrong = try cofferOnTerminal(["key", "rotate"], marker: "to retire it: ", answers: ["(ops)": "not it", "(dev)": "dev passphrase"])
+        XCTAssertEqual(wrong.code, 12, wrong.stdout)
+        XCTAssertTrue(wrong.stdout.contains("does not open it"), wrong.stdout)
+        XCTAssertEqual(entryNames(keysDir), files)
+
+        // ops is kept (re-made for generation 1), dev retired (empty answer).
+        let r = try cofferOnTerminal(["key", "rotate"], marker: "to retire it: ", answers: ["(ops)": "ops passphrase", "(dev)": ""])
+        XCTAssertEqual(r.code, 0, r.stdout)
+        XCTAssertTrue(r.stdout.contains("rotated to key generation 1"), r.stdout)
+        try ok(["snapshots"], env: ["COFFER_PASSWORD_FILE": ops])
+        XCTAssertEqual(try coffer(["snapshots"], env: ["COFFER_PASSWORD_FILE": dev]).code, 12)
+        let slots = try keyList().filter { ($0["kind"] as? String) == "passphrase" }
+        XCTAssertEqual(slots.count, 2)
+        XCTAssertTrue(slots.allSatisfy { ($0["generation"] as? Int) == 1 }, "\(slots)")
+        XCTAssertEqual(Set(slots.compactMap { $0["label"] as? String }), ["ops"], "the main slot has no label; ops kept its label")
+    }
 }

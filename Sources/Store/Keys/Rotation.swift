@@ -177,7 +177,11 @@ extension Repository {
     /// Order (crash safety): new slots, then the generation record, then deletions. A crash
     /// before the record leaves new slots that do not open (skipped at unlock) next to the
     /// working old ones; after it, both generations' slots open.
-    public func rotate(retire: [String], passphrase: [UInt8]?, label: String?) throws -> RotateResult {
+    ///
+    /// `otherPassphrases` gives the passphrases of further passphrase slots (by slot name) to
+    /// re-make instead of retiring them; each must open its slot.
+    public func rotate(retire: [String], passphrase: [UInt8]?, otherPassphrases: [String: [UInt8]] = [:],
+                       label: String?) throws -> RotateResult {
         let keys = try self.keys
         // A backup that finished between opening and taking the lock must be in the accepted list.
         try syncCatalog()
@@ -205,7 +209,9 @@ extension Repository {
         let current = readCapable.filter { !leftovers.contains($0.name) }
         let retiresReader = readCapable.contains { retiring.contains($0.name) }
         let opened = all.first { $0.name == openedSlot }
-        let unknownPassphrases = current.filter { $0.slot?.kind == "passphrase" && $0.name != openedSlot && !retiring.contains($0.name) }
+        let unknownPassphrases = current.filter {
+            $0.slot?.kind == "passphrase" && $0.name != openedSlot && !retiring.contains($0.name) && otherPassphrases[$0.name] == nil
+        }
         guard unknownPassphrases.isEmpty else {
             throw StoreError(.invalidArgument, "key rotate cannot re-make passphrase slots whose passphrase it does not know: \(unknownPassphrases.map { "\($0.shortID)" + ($0.slot?.label.map { " (\($0))" } ?? "") }.joined(separator: ", ")); retire them with --retire ID (and add them again afterwards with 'coffer key add'), or rotate with each removed first")
         }
@@ -224,6 +230,16 @@ extension Repository {
             let kdf = o.kdf?.withFreshSalt() ?? KDFParameters.scrypt(memoryBytes: KDFParameters.defaultMemory)
             newSlots.append(try KeyFile.passphrase(passphrase, master: master, repositoryID: config.idBytes, kdf: kdf,
                                                    label: o.label, generation: generation))
+        }
+        for e in current where e.slot?.kind == "passphrase" && e.name != openedSlot && !retiring.contains(e.name) {
+            guard let slot = e.slot, let p = otherPassphrases[e.name] else { continue }
+            guard let m = try slot.unlock(p),
+                  m.withUnsafeBytes({ a in keys.master.withUnsafeBytes { b in a.elementsEqual(b) } }) else {
+                throw StoreError(.wrongPassword, "the passphrase given for key slot \(e.shortID) does not open it; nothing was changed")
+            }
+            let kdf = slot.kdf?.withFreshSalt() ?? KDFParameters.scrypt(memoryBytes: KDFParameters.defaultMemory)
+            newSlots.append(try KeyFile.passphrase(p, master: master, repositoryID: config.idBytes, kdf: kdf,
+                                                   label: slot.label, generation: generation))
         }
         for e in current where e.slot?.kind == "openpgp" && !retiring.contains(e.name) {
             newSlots.append(try KeyFile.openPGP(recipients: e.slot?.recipients ?? [], master: master, repositoryID: config.idBytes,

@@ -295,8 +295,9 @@ struct KeyCommand: ParsableCommand {
             discussion: """
                 Makes a new random master secret (the next key generation). Old data stays readable: the \
                 new generation's record in keys/ seals the previous master secret. The slot you unlock with \
-                and every OpenPGP slot are re-made for the new generation; other passphrase slots cannot be \
-                (their passphrases are unknown), so name them with --retire and add them again afterwards. \
+                and every OpenPGP slot are re-made for the new generation. For every other passphrase slot it \
+                asks that slot's passphrase on the terminal (empty: retire the slot); without a terminal, name \
+                them with --retire (and add them again afterwards) or the rotation is refused. \
                 --retire ID (repeatable) deletes a slot or a write-only key: snapshots written with it after \
                 now are rejected by every reader. Retiring a passphrase or OpenPGP slot also retires every \
                 write-only key (issue new ones). Afterwards print a new recovery sheet, and restart running \
@@ -316,10 +317,23 @@ struct KeyCommand: ParsableCommand {
             try runReportingErrors {
                 var (repo, pass) = try repository.openKeepingPassphrase()
                 defer { for i in pass.indices { pass[i] = 0 } }
-                let names = try retire.map { try repo.findKeySlot($0).name }
+                var names = try retire.map { try repo.findKeySlot($0).name }
+                // On a terminal, ask for the other passphrase slots' passphrases (empty: retire the
+                // slot); without one, rotate() refuses and names them.
+                var others: [String: [UInt8]] = [:]
+                defer { for k in others.keys { for i in others[k]!.indices { others[k]![i] = 0 } } }
+                let slots = try repo.keySlots()
+                let outdated = Set(repo.outdatedSlots(slots, generation: try repo.keys.generation).map(\.name))
+                for e in slots where e.isReadCapable(for: repo.config.id) && e.slot?.kind == "passphrase"
+                    && e.name != repo.openedSlot && !names.contains(e.name) && !outdated.contains(e.name) {
+                    let label = e.slot?.label.map { " (\($0))" } ?? ""
+                    guard let p = try Passphrase.prompt("Passphrase of key slot \(e.shortID)\(label) to keep it, or empty to retire it: ") else { break }
+                    if p.isEmpty { names.append(e.name) } else { others[e.name] = p }
+                }
                 let lock = try RepositoryLock.acquire(repo, exclusive: true)
                 defer { lock.release() }
-                let r = try repo.rotate(retire: names, passphrase: repository.useOpenPGP ? nil : pass, label: reason)
+                let r = try repo.rotate(retire: names, passphrase: repository.useOpenPGP ? nil : pass,
+                                        otherPassphrases: others, label: reason)
                 if output.json {
                     struct Out: Encodable {
                         let generation: UInt32
