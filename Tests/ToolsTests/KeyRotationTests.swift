@@ -46,7 +46,7 @@ final class KeyRotationTests: CofferTestCase {
 
         // A passphrase slot it cannot re-make must be named: refused, nothing changed.
         let files = entryNames(keysDir)
-        let refused = try coffer(["key", "rotate", "--retire", web2ID])
+        let refused = try cofferWithoutTerminal(["key", "rotate", "--retire", web2ID])   // no terminal: no prompt
         XCTAssertEqual(refused.code, 1, refused.stderr)
         XCTAssertTrue(refused.stderr.contains(opsID) && refused.stderr.contains("--retire"), refused.stderr)
         XCTAssertEqual(entryNames(keysDir), files)
