@@ -340,23 +340,23 @@ struct KeyCommand: ParsableCommand {
                         let new_slots: [String], retired_slots: [String], retired_write_only: [String], kept_write_only: [String]
                         let accepted_snapshots: Int
                     }
-                    Console.print(JSON.encode(Out(generation: r.generation, new_slots: r.newSlots.map { String($0.prefix(8)) },
-                                                  retired_slots: r.retiredSlots.map { String($0.prefix(8)) },
-                                                  retired_write_only: r.retiredWriters.map { String($0.prefix(8)) },
-                                                  kept_write_only: r.keptWriters.map { String($0.prefix(8)) },
+                    Console.print(JSON.encode(Out(generation: r.generation, new_slots: r.newSlots.shortIDList,
+                                                  retired_slots: r.retiredSlots.shortIDList,
+                                                  retired_write_only: r.retiredWriters.shortIDList,
+                                                  kept_write_only: r.keptWriters.shortIDList,
                                                   accepted_snapshots: r.acceptedSnapshots)))
                 } else if !output.quiet {
                     Console.print("rotated to key generation \(r.generation): \(r.acceptedSnapshots) existing snapshot\(r.acceptedSnapshots == 1 ? "" : "s") stay valid")
-                    Console.print("new slots: \(r.newSlots.map { String($0.prefix(8)) }.joined(separator: ", "))")
-                    if !r.retiredSlots.isEmpty { Console.print("retired slots: \(r.retiredSlots.map { String($0.prefix(8)) }.joined(separator: ", "))") }
+                    Console.print("new slots: \(r.newSlots.shortIDs)")
+                    if !r.retiredSlots.isEmpty { Console.print("retired slots: \(r.retiredSlots.shortIDs)") }
                     if !r.retiredWriters.isEmpty {
-                        Console.print("retired write-only keys: \(r.retiredWriters.map { String($0.prefix(8)) }.joined(separator: ", ")) (issue new ones with 'coffer key write-only')")
+                        Console.print("retired write-only keys: \(r.retiredWriters.shortIDs) (issue new ones with 'coffer key write-only')")
                     }
                     if !r.outdatedKeyFiles.isEmpty {
-                        Console.print("key files withdrawn (they hold the old key): \(r.outdatedKeyFiles.map { String($0.prefix(8)) }.joined(separator: ", ")) (export new ones with 'coffer key export-key')")
+                        Console.print("key files withdrawn (they hold the old key): \(r.outdatedKeyFiles.shortIDs) (export new ones with 'coffer key export-key')")
                     }
                     if !r.keptWriters.isEmpty {
-                        Console.print("write-only keys still valid: \(r.keptWriters.map { String($0.prefix(8)) }.joined(separator: ", "))")
+                        Console.print("write-only keys still valid: \(r.keptWriters.shortIDs)")
                     }
                     Console.print("Print a new recovery sheet now ('coffer key export-recovery'): the old one cannot read data written from now on.")
                 }
@@ -488,6 +488,13 @@ struct KeyCommand: ParsableCommand {
             return data
         }
     }
+}
+
+extension Array where Element == String {
+    /// Slot names as the 8-digit ids `key list` shows.
+    fileprivate var shortIDList: [String] { map { String($0.prefix(8)) } }
+    /// The same, comma-separated, for messages.
+    fileprivate var shortIDs: String { shortIDList.joined(separator: ", ") }
 }
 
 /// Runs a slot change under a shared lock, so that a concurrent `key rotate` (which takes an
