@@ -11,6 +11,10 @@ public final class FuseSession {
     private let ops: UnsafeMutablePointer<fuse_lowlevel_ops>
     private var mounted = false
     let dirs = DirHandles()
+    /// Set at init when the kernel can skip open/release (FUSE_CAP_NO_OPEN_SUPPORT): the first
+    /// open is then declined with ENOSYS and every later read names the file by inode — one
+    /// round trip per small file instead of three.
+    fileprivate(set) var declineOpens = false
 
     /// Creates a session with `-o options` and mounts it at `mountpoint`.
     /// The corresponding C functions are `fuse_session_new` and `fuse_session_mount`.
@@ -135,7 +139,11 @@ fileprivate func cName(_ p: UnsafePointer<CChar>?) -> [UInt8] {
 
 
 fileprivate func fillOperations(_ o: UnsafeMutablePointer<fuse_lowlevel_ops>) {
-    o.pointee.`init` = { _, conn in if let conn { cfuse3_conn_init(conn) } }
+    o.pointee.`init` = { userdata, conn in
+        guard let conn else { return }
+        let noOpen = cfuse3_conn_init(conn) != 0
+        Unmanaged<FuseSession>.fromOpaque(userdata!).takeUnretainedValue().declineOpens = noOpen
+    }
     o.pointee.lookup = { req, parent, cname in
         fuseReply(req) { (s) throws(FSError) in
             let r = try s.fs.lookup(parent: parent, name: cName(cname))
@@ -221,19 +229,23 @@ fileprivate func fillOperations(_ o: UnsafeMutablePointer<fuse_lowlevel_ops>) {
     }
     o.pointee.open = { req, ino, fi in
         fuseReply(req) { (s) throws(FSError) in
+            // The mount is "ro": the kernel refuses write opens before they get here.
+            if s.declineOpens { throw FSError(ENOSYS) }
             fi!.pointee.fh = try s.fs.open(ino, flags: fi!.pointee.flags)
             cfuse3_fi_set_keep_cache(fi)   // snapshots are immutable: keep the page cache
             fuse_reply_open(req, fi)
         }
     }
-    o.pointee.read = { req, _, size, off, fi in
+    o.pointee.read = { req, ino, size, off, fi in
         fuseReply(req) { (s) throws(FSError) in
-            let data = try s.fs.read(fi!.pointee.fh, offset: Int64(off), count: size)
+            let fh = fi!.pointee.fh
+            let data = fh == 0 ? try s.fs.read(inode: ino, offset: Int64(off), count: size)
+                               : try s.fs.read(fh, offset: Int64(off), count: size)
             data.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
         }
     }
     o.pointee.release = { req, _, fi in
-        fuseSession(req).fs.release(fi!.pointee.fh)
+        if fi!.pointee.fh != 0 { fuseSession(req).fs.release(fi!.pointee.fh) }
         fuse_reply_err(req, 0)
     }
     o.pointee.statfs = { req, _ in

@@ -25,6 +25,7 @@ public final class MountFS: @unchecked Sendable {
         let path: String          // for log messages
         let parentTree: BlobID?   // the tree listing this node (snapshot content only)
         var lookups: UInt64 = 0
+        var file: OpenFile?       // regular files, once read (guarded by MountFS.lock)
         init(kind: Kind, attr: FSAttr, path: String, parentTree: BlobID? = nil) {
             self.kind = kind; self.attr = attr; self.path = path; self.parentTree = parentTree
         }
@@ -64,7 +65,7 @@ public final class MountFS: @unchecked Sendable {
         self.log = log
         trees = LRUCache(limit: 64 << 20)
         namespace = SnapshotNamespace([])
-        prefetcher = Prefetcher(repository: repository, threads: 2, depth: 4)
+        prefetcher = Prefetcher(repository: repository, depth: 4)
         let rootAttr = FSAttr(ino: 1, mode: StatMode.dir | 0o555, nlink: 1, uid: 0, gid: 0, rdev: 0, size: 0, blocks: 0,
                               atime: mountTime.timespec, mtime: mountTime.timespec, ctime: mountTime.timespec)
         let root = Entry(kind: .virtual(.root), attr: rootAttr, path: "/")

@@ -29,9 +29,11 @@ static inline int cfuse3_loop_mt(struct fuse_session *se, unsigned max_threads) 
 static inline void cfuse3_fi_set_keep_cache(struct fuse_file_info *fi) { fi->keep_cache = 1; }
 static inline void cfuse3_fi_set_cache_readdir(struct fuse_file_info *fi) { fi->cache_readdir = 1; fi->keep_cache = 1; }
 
-static inline void cfuse3_conn_init(struct fuse_conn_info *conn) {
+// Returns 1 when the kernel can skip open/release for files whose open says ENOSYS.
+static inline int cfuse3_conn_init(struct fuse_conn_info *conn) {
     conn->max_readahead = 1u << 20;
     if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
     if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
     conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    return (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) ? 1 : 0;
 }
