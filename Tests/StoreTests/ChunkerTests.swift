@@ -73,7 +73,8 @@ final class ChunkerTests: XCTestCase {
 
     func testStandardParametersAndGearTable() {
         XCTAssertEqual(ChunkerParameters.standard,
-                       ChunkerParameters(minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024))
+                       ChunkerParameters(minSize: 256 * 1024, avgSize: 512 * 1024, maxSize: 8 * 1024 * 1024, normalization: 1))
+        XCTAssertEqual(ChunkerParameters.legacyNormalization, 2)
         XCTAssertEqual(GearTable.standard.values.count, 256)
         XCTAssertEqual(Set(GearTable.standard.values).count, 256, "gear values should be distinct")
         var state: UInt64 = 0x436F_6666_6572_4744
@@ -157,6 +158,32 @@ final class ChunkerTests: XCTestCase {
         XCTAssertLessThan(kept, before.count)
     }
 
+    /// Stretches of one pattern repeated at shifted offsets (a VM image, a database after
+    /// inserts): stored bytes = distinct chunks. Level 1 re-synchronises after a shift sooner
+    /// than level 2, whose dense after-average mask keeps cutting out of phase (the reason new
+    /// repositories use level 1; docs/FORMAT.md §5).
+    func testRepeatedShiftedStretchesDeduplicateBetterAtLevel1() {
+        let base = pseudoRandomBytes(count: 1 << 20, seed: 21)
+        var data: [UInt8] = []
+        var rng: UInt64 = 22
+        for k in 0..<12 {
+            data += pseudoRandomBytes(count: 1 + Int(splitmix64(&rng) % 3000), seed: 100 + UInt64(k))   // unique gap
+            let start = Int(splitmix64(&rng) % UInt64(base.count))
+            data += base[start...] + base[..<start]                                                     // rotated copy
+        }
+        func stored(_ level: Int) -> Int {
+            let p = ChunkerParameters(minSize: 8 << 10, avgSize: 16 << 10, maxSize: 256 << 10, normalization: level)
+            var seen = Set<Data>()
+            var bytes = 0
+            for c in chunks(data, lengths: chunkLengths(data, Chunker(parameters: p, gear: .standard), window: p.maxSize))
+            where seen.insert(c).inserted { bytes += c.count }
+            return bytes
+        }
+        let level1 = stored(1), level2 = stored(2)
+        XCTAssertLessThan(level1, level2, "level 1 stored \(level1) bytes, level 2 \(level2)")
+        XCTAssertLessThan(level1, 2 * base.count, "12 rotated copies of 1 MiB should store little more than 1 MiB: \(level1)")
+    }
+
     func testNilWhenMoreBytesAreNeeded() {
         let params = ChunkerParameters.standard
         let chunker = Chunker(parameters: params, gear: .standard)
@@ -223,11 +250,12 @@ final class ChunkerTests: XCTestCase {
     }
 
     /// Textbook FastCDC loop, one byte at a time, for cross-checking the optimised scan.
-    /// Masks: log2(avg) + 2 bits before avgSize, log2(avg) - 2 bits after (normalization level 2).
+    /// Masks: log2(avg) + n bits before avgSize, log2(avg) - n bits after (normalization level n).
     private func referenceCut(_ data: ArraySlice<UInt8>, _ c: Chunker, isFinal: Bool) -> Int? {
         let p = c.parameters
         let bits = p.avgSize.trailingZeroBitCount
-        let maskS = referenceMask(bits: bits + 2), maskL = referenceMask(bits: bits - 2)
+        let n = p.normalization
+        let maskS = referenceMask(bits: bits + n), maskL = referenceMask(bits: bits - n)
         let bytes = Array(data)
         if bytes.isEmpty { return nil }
         let limit = min(bytes.count, p.maxSize)
@@ -251,7 +279,10 @@ final class ChunkerTests: XCTestCase {
         XCTAssertEqual(referenceMask(bits: 22) & 0x7FFF, 0)
         XCTAssertEqual(referenceMask(bits: 22) >> 62, 1)
         let data = pseudoRandomBytes(count: 300_000, seed: 12)
-        for params in [odd, even, small] {
+        let level1 = ChunkerParameters(minSize: 1001, avgSize: 2048, maxSize: 9999, normalization: 1)
+        let level0 = ChunkerParameters(minSize: 64, avgSize: 256, maxSize: 1000, normalization: 0)
+        let level3 = ChunkerParameters(minSize: 2 << 10, avgSize: 8 << 10, maxSize: 64 << 10, normalization: 3)
+        for params in [odd, even, small, level1, level0, level3] {
             let chunker = Chunker(parameters: params, gear: GearTable(seed: 99))
             var offset = 0
             var compared = 0

@@ -6,20 +6,28 @@ public struct ChunkerParameters: Sendable, Equatable {
     public var avgSize: Int
     /// No chunk is longer than this.
     public var maxSize: Int
+    /// FastCDC normalization level `n`: the mask has `log2(avg) + n` bits before `avgSize` and
+    /// `log2(avg) - n` bits from there on (0 = one mask, as in classic CDC).
+    public var normalization: Int
 
-    /// Creates parameters; traps unless `0 <= minSize < avgSize < maxSize` and `avgSize` is a
-    /// power of two between 16 B and 16 TiB.
-    public init(minSize: Int, avgSize: Int, maxSize: Int) {
-        ChunkerParameters.validate(minSize: minSize, avgSize: avgSize, maxSize: maxSize)
+    /// Creates parameters; traps unless `0 <= minSize < avgSize < maxSize`, `avgSize` is a
+    /// power of two between 16 B and 16 TiB and `normalization` is 0...3.
+    public init(minSize: Int, avgSize: Int, maxSize: Int, normalization: Int = 2) {
+        ChunkerParameters.validate(minSize: minSize, avgSize: avgSize, maxSize: maxSize, normalization: normalization)
         self.minSize = minSize
         self.avgSize = avgSize
         self.maxSize = maxSize
+        self.normalization = normalization
     }
 
-    /// 512 KiB / 1 MiB / 8 MiB.
-    public static let standard = ChunkerParameters(minSize: 512 << 10, avgSize: 1 << 20, maxSize: 8 << 20)
+    /// For new repositories: 256 KiB / 512 KiB / 8 MiB, normalization level 1 (see docs/FORMAT.md §5).
+    public static let standard = ChunkerParameters(minSize: 256 << 10, avgSize: 512 << 10, maxSize: 8 << 20, normalization: 1)
 
-    static func validate(minSize: Int, avgSize: Int, maxSize: Int) {
+    /// Repositories whose config predates `chunker_normalization` use level 2.
+    public static let legacyNormalization = 2
+
+    static func validate(minSize: Int, avgSize: Int, maxSize: Int, normalization: Int) {
+        precondition((0...3).contains(normalization), "ChunkerParameters.normalization must be 0...3 (got \(normalization))")
         precondition(minSize >= 0 && minSize < avgSize && avgSize < maxSize,
                      "ChunkerParameters need 0 <= min < avg < max (got \(minSize)/\(avgSize)/\(maxSize))")
         precondition(avgSize > 0 && avgSize & (avgSize - 1) == 0,
@@ -30,11 +38,11 @@ public struct ChunkerParameters: Sendable, Equatable {
 }
 
 /// FastCDC content-defined chunker (Xia et al., USENIX ATC 2016) with gear hashing,
-/// cut-point skipping and normalized chunking at level 2.
+/// cut-point skipping and normalized chunking at level `n` (``ChunkerParameters/normalization``).
 ///
 /// Hashing starts `minSize` bytes into the chunk with `h = (h << 1) &+ gear[byte]`; a cut is
-/// made after the first byte at which `h & mask == 0`, using a mask with `log2(avg) + 2` bits
-/// before `avgSize` and one with `log2(avg) - 2` bits from `avgSize` on, and at `maxSize` at the
+/// made after the first byte at which `h & mask == 0`, using a mask with `log2(avg) + n` bits
+/// before `avgSize` and one with `log2(avg) - n` bits from `avgSize` on, and at `maxSize` at the
 /// latest. The mask bits are spread evenly over bits 15...62 of the hash (as in the paper's
 /// padded masks), so every cut decision depends on a ~48-byte window rather than on the last
 /// few bytes only. Bit 63 stays clear so that a mask shifted left by one loses no bit, which
@@ -58,12 +66,12 @@ public struct Chunker: Sendable {
     /// Creates a chunker. Cut points are a pure function of the data, `parameters` and `gear`.
     public init(parameters: ChunkerParameters, gear: GearTable) {
         ChunkerParameters.validate(minSize: parameters.minSize, avgSize: parameters.avgSize,
-                                   maxSize: parameters.maxSize)
+                                   maxSize: parameters.maxSize, normalization: parameters.normalization)
         self.parameters = parameters
         self.gear = gear
         let bits = parameters.avgSize.trailingZeroBitCount
-        self.maskS = Chunker.spreadMask(bits: bits + 2)
-        self.maskL = Chunker.spreadMask(bits: bits - 2)
+        self.maskS = Chunker.spreadMask(bits: bits + parameters.normalization)
+        self.maskL = Chunker.spreadMask(bits: bits - parameters.normalization)
         self.gearShifted = gear.values.map { $0 &<< 1 }
     }
 

@@ -11,6 +11,8 @@ public struct RepositoryConfig: Codable, Sendable {
     public var chunkerMinSize: Int
     public var chunkerAvgSize: Int
     public var chunkerMaxSize: Int
+    /// FastCDC normalization level; absent in configs written before it was recorded (= 2).
+    public var chunkerNormalization: Int?
     public var packSize: Int
 
     enum CodingKeys: String, CodingKey {
@@ -18,6 +20,7 @@ public struct RepositoryConfig: Codable, Sendable {
         case chunkerMinSize = "chunker_min_size"
         case chunkerAvgSize = "chunker_avg_size"
         case chunkerMaxSize = "chunker_max_size"
+        case chunkerNormalization = "chunker_normalization"
         case packSize = "pack_size"
     }
 
@@ -25,13 +28,15 @@ public struct RepositoryConfig: Codable, Sendable {
         let p = ChunkerParameters.standard
         return RepositoryConfig(version: currentVersion, id: Hex.encode(SecureRandomBytes.get(32)),
                                 created: Timestamp.now().rfc3339, chunkerMinSize: p.minSize,
-                                chunkerAvgSize: p.avgSize, chunkerMaxSize: p.maxSize, packSize: 32 << 20)
+                                chunkerAvgSize: p.avgSize, chunkerMaxSize: p.maxSize,
+                                chunkerNormalization: p.normalization, packSize: 32 << 20)
     }
 
     public var idBytes: [UInt8] { Hex.decode(id) ?? [] }
     public var shortID: String { String(id.prefix(8)) }
     public var chunkerParameters: ChunkerParameters {
-        ChunkerParameters(minSize: chunkerMinSize, avgSize: chunkerAvgSize, maxSize: chunkerMaxSize)
+        ChunkerParameters(minSize: chunkerMinSize, avgSize: chunkerAvgSize, maxSize: chunkerMaxSize,
+                          normalization: chunkerNormalization ?? ChunkerParameters.legacyNormalization)
     }
 
     public func encoded() throws -> [UInt8] {
@@ -51,6 +56,7 @@ public struct RepositoryConfig: Codable, Sendable {
         guard c.idBytes.count == 32,
               c.chunkerMinSize >= 64, c.chunkerMinSize < c.chunkerAvgSize, c.chunkerAvgSize < c.chunkerMaxSize,
               c.chunkerAvgSize & (c.chunkerAvgSize - 1) == 0, c.chunkerMaxSize <= 64 << 20,
+              c.chunkerAvgSize >= 1 << 4, (0...3).contains(c.chunkerNormalization ?? ChunkerParameters.legacyNormalization),
               c.packSize >= 1 << 20, c.packSize <= 1 << 30 else {
             throw StoreError(.corrupt, "\(location)/config: implausible parameters")
         }
