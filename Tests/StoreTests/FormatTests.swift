@@ -214,12 +214,25 @@ final class FormatTests: XCTestCase {
     // MARK: - RepositoryConfig
 
     private func configJSON(version: Int = 1, id: String = String(repeating: "ab", count: 32),
-                            min: Int = 524_288, avg: Int = 1_048_576, max: Int = 8_388_608, pack: Int = 33_554_432) -> [UInt8] {
-        Array("""
+                            min: Int = 524_288, avg: Int = 1_048_576, max: Int = 8_388_608, pack: Int = 33_554_432,
+                            normalization: Int? = nil) -> [UInt8] {
+        let level = normalization.map { "\"chunker_normalization\": \($0), " } ?? ""
+        return Array("""
             { "version": \(version), "id": "\(id)", "created": "2026-11-23T21:40:00.123456789Z",
               "chunker_min_size": \(min), "chunker_avg_size": \(avg), "chunker_max_size": \(max),
-              "pack_size": \(pack) }
+              \(level)"pack_size": \(pack) }
             """.utf8)
+    }
+
+    func testConfigNormalizationLevel() throws {
+        // Written before the field existed: level 2, as those repositories were chunked.
+        XCTAssertEqual(try RepositoryConfig.decode(configJSON(), location: "/r").chunkerParameters.normalization, 2)
+        let c = try RepositoryConfig.decode(configJSON(min: 262_144, avg: 524_288, normalization: 1), location: "/r")
+        XCTAssertEqual(c.chunkerParameters, ChunkerParameters.standard)
+        XCTAssertEqual(RepositoryConfig.new().chunkerParameters, ChunkerParameters.standard)
+        XCTAssertEqual(ChunkerParameters.standard.normalization, 1)
+        assertStoreError(.corrupt) { try RepositoryConfig.decode(configJSON(normalization: 4), location: "/r") }
+        assertStoreError(.corrupt) { try RepositoryConfig.decode(configJSON(normalization: -1), location: "/r") }
     }
 
     func testConfigDecodesTheDocumentedExample() throws {
@@ -245,6 +258,7 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(d.chunkerMinSize, c.chunkerMinSize)
         XCTAssertEqual(d.chunkerAvgSize, c.chunkerAvgSize)
         XCTAssertEqual(d.chunkerMaxSize, c.chunkerMaxSize)
+        XCTAssertEqual(d.chunkerNormalization, c.chunkerNormalization)
         XCTAssertEqual(d.packSize, c.packSize)
         XCTAssertNotEqual(RepositoryConfig.new().id, c.id, "ids are random")
     }
