@@ -1,0 +1,102 @@
+import Glibc
+import XCTest
+@testable import FS
+@testable import Store
+
+/// MountFS without the kernel: both ways a mount reads a file (through an open handle, as on
+/// kernels that send open/release, and by node id, as when opens are declined) and the
+/// prefetch of the next files of a directory.
+final class MountFSReadTests: XCTestCase {
+    private var dir: StoreTestDirectory!
+    private let passphrase = Array("mountfs test".utf8)
+
+    override func setUp() { dir = StoreTestDirectory("coffer-mountfs") }
+    override func tearDown() { dir.remove() }
+
+    private let contents: [(String, [UInt8])] = [
+        ("a-small", storeTestBytes(count: 10_000, seed: 1)),
+        ("b-multi-chunk", storeTestBytes(count: 1_500_000, seed: 2)),   // several chunks at 256 KiB minimum
+        ("c-tiny", Array("hello".utf8)),
+        ("d-next", storeTestBytes(count: 20_000, seed: 3)),
+        ("e-empty", []),
+    ]
+
+    /// Backs up a directory of files and returns the mounted view plus each file's node id.
+    private func mounted() throws -> (MountFS, [String: UInt64]) {
+        let src = dir.appending("src")
+        XCTAssertEqual(src.withCString { mkdir($0, 0o755) }, 0)
+        for (name, bytes) in contents { storeTestWriteFile(src.appending(name), bytes) }
+        let backend = LocalBackend(path: dir.appending("repo"))
+        _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
+        let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
+        let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
+        let fs = try MountFS(repository: repo, log: { _ in })
+        var node: UInt64 = try fs.lookup(parent: 1, name: Array("ids".utf8)).id
+        node = try fs.lookup(parent: node, name: Array(result.snapshotID.prefix(8).utf8)).id
+        for component in src.description.split(separator: "/") {
+            node = try fs.lookup(parent: node, name: Array(component.utf8)).id
+        }
+        var ids: [String: UInt64] = [:]
+        for (name, _) in contents { ids[name] = try fs.lookup(parent: node, name: Array(name.utf8)).id }
+        return (fs, ids)
+    }
+
+    private func readAll(_ read: (Int64, Int) throws(FSError) -> [UInt8], size: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var offset: Int64 = 0
+        while true {
+            let piece = try read(offset, 131_072)
+            if piece.isEmpty { return out }
+            out += piece
+            offset += Int64(piece.count)
+            XCTAssertLessThanOrEqual(out.count, size)
+        }
+    }
+
+    func testReadsByHandleAndByNodeGiveTheFileContent() throws {
+        let (fs, ids) = try mounted()
+        defer { fs.shutdown() }
+        for (name, bytes) in contents {
+            let id = ids[name]!
+            let handle = try fs.open(id, flags: O_RDONLY)
+            XCTAssertEqual(try readAll({ (o, n) throws(FSError) in try fs.read(handle, offset: o, count: n) }, size: bytes.count),
+                           bytes, "\(name) through a handle")
+            XCTAssertEqual(try readAll({ (o, n) throws(FSError) in try fs.read(inode: id, offset: o, count: n) }, size: bytes.count),
+                           bytes, "\(name) by node id")
+            if bytes.count > 5000 {
+                // A read across the middle, and one that ends past the end of the file.
+                XCTAssertEqual(try fs.read(inode: id, offset: 1234, count: 3000), Array(bytes[1234..<4234]))
+                XCTAssertEqual(try fs.read(handle, offset: Int64(bytes.count - 10), count: 4096), Array(bytes.suffix(10)))
+            }
+            fs.release(handle)
+            XCTAssertThrowsError(try fs.read(handle, offset: 0, count: 1)) { XCTAssertEqual(($0 as? FSError)?.errno, EBADF) }
+        }
+    }
+
+    func testOpeningForWritingIsRefusedAndDirectoriesAreNotFiles() throws {
+        let (fs, ids) = try mounted()
+        defer { fs.shutdown() }
+        for flags in [O_WRONLY, O_RDWR, O_RDONLY | O_TRUNC, O_RDONLY | O_APPEND] {
+            XCTAssertThrowsError(try fs.open(ids["a-small"]!, flags: flags)) { XCTAssertEqual(($0 as? FSError)?.errno, EROFS) }
+        }
+        XCTAssertThrowsError(try fs.read(inode: 1, offset: 0, count: 1)) { XCTAssertEqual(($0 as? FSError)?.errno, EISDIR) }
+        XCTAssertThrowsError(try fs.read(inode: 999_999, offset: 0, count: 1)) { XCTAssertEqual(($0 as? FSError)?.errno, ESTALE) }
+    }
+
+    func testReadingOneFilePrefetchesTheFollowingFiles() throws {
+        let (fs, ids) = try mounted()
+        defer { fs.shutdown() }
+        func firstChunk(_ name: String) throws -> BlobID {
+            guard case .node(_, let n) = try fs.entry(ids[name]!).kind, case .chunk(let id, _)? = n.content.first else {
+                throw XCTSkip("\(name) has no data chunk")
+            }
+            return id
+        }
+        let following = try ["b-multi-chunk", "c-tiny", "d-next"].map(firstChunk)
+        XCTAssertFalse(following.contains { fs.repo.isCached($0) }, "nothing is loaded before a read")
+        _ = try fs.read(inode: ids["a-small"]!, offset: 0, count: 4096)
+        let deadline = Date().addingTimeInterval(10)
+        while following.contains(where: { !fs.repo.isCached($0) }) && Date() < deadline { usleep(2000) }
+        XCTAssertTrue(following.allSatisfy { fs.repo.isCached($0) }, "the next files' first chunks were not prefetched")
+    }
+}
