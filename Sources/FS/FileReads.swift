@@ -94,24 +94,30 @@ extension MountFS {
     }
 
     /// Reads up to `count` bytes at `offset` through an open handle.
-    public func read(_ handle: UInt64, offset: Int64, count: Int) throws(FSError) -> [UInt8] {
+    public func read(_ handle: UInt64, offset: Int64, count: Int) throws(FSError) -> ArraySlice<UInt8> {
         guard let f = files.get(handle) else { throw FSError(EBADF) }
         return try read(f, offset: offset, count: count)
     }
 
     /// Reads up to `count` bytes at `offset` of file `id` (the kernel sends no open when the
     /// filesystem declines opens: see `FuseSession`).
-    public func read(inode id: UInt64, offset: Int64, count: Int) throws(FSError) -> [UInt8] {
+    public func read(inode id: UInt64, offset: Int64, count: Int) throws(FSError) -> ArraySlice<UInt8> {
         try read(try file(id), offset: offset, count: count)
     }
 
-    /// Damaged or missing data gives EIO (and one log line).
-    func read(_ f: OpenFile, offset: Int64, count: Int) throws(FSError) -> [UInt8] {
+    /// Damaged or missing data gives EIO (and one log line). A read inside one chunk (every
+    /// small file, most large reads) is a slice of the cached chunk: nothing is copied.
+    func read(_ f: OpenFile, offset: Int64, count: Int) throws(FSError) -> ArraySlice<UInt8> {
         guard offset < f.size, count > 0 else { return [] }
         let end = min(f.size, offset + Int64(count))
         var out = [UInt8]()
-        out.reserveCapacity(Int(end - offset))
         var i = f.extentIndex(offset)
+        if case .chunk(let id, let len) = f.extents[i], end <= f.starts[i] + len {
+            let data = try chunk(id, length: len, file: f, offset: f.starts[i])
+            readAhead(f, from: i + 1, offset: offset, end: end)
+            return data[Int(offset - f.starts[i])..<Int(end - f.starts[i])]
+        }
+        out.reserveCapacity(Int(end - offset))
         var pos = offset
         while pos < end {
             let start = f.starts[i]
@@ -121,32 +127,42 @@ extension MountFS {
             case .hole:
                 out.append(contentsOf: repeatElement(0, count: to - from))
             case .chunk(let id, let len):
-                let data = try blob(id, file: f, offset: start)
-                guard data.count == Int(len) else {
-                    report(id, file: f, offset: start, "chunk has \(data.count) bytes, expected \(len)")
-                    throw FSError(EIO)
-                }
+                let data = try chunk(id, length: len, file: f, offset: start)
                 data.withUnsafeBufferPointer { out.append(contentsOf: $0[from..<to]) }
             }
             pos = start + Int64(to)
             i += 1
         }
-        // Sequential reader: fetch the following chunks in the background. The kernel sends
-        // readahead requests concurrently, so "near where the last read ended" counts.
+        readAhead(f, from: i, offset: offset, end: end)
+        return out[...]
+    }
+
+    /// A chunk of `f` (at file offset `offset`) of exactly `length` bytes, or EIO.
+    private func chunk(_ id: BlobID, length: Int64, file f: OpenFile, offset: Int64) throws(FSError) -> [UInt8] {
+        let data = try blob(id, file: f, offset: offset)
+        guard data.count == Int(length) else {
+            report(id, file: f, offset: offset, "chunk has \(data.count) bytes, expected \(length)")
+            throw FSError(EIO)
+        }
+        return data
+    }
+
+    /// Sequential reader (this read starts near where the last one ended; the kernel sends
+    /// readahead requests concurrently, so "near" counts): fetch the chunks from extent
+    /// `from` on in the background.
+    private func readAhead(_ f: OpenFile, from: Int, offset: Int64, end: Int64) {
         let sequential = lock.withLock { () -> Bool in
             defer { f.nextSequential = max(f.nextSequential, end) }
             return abs(offset - f.nextSequential) <= 8 << 20
         }
-        if sequential {
-            var ahead: [BlobID] = []
-            var j = i
-            while j < f.extents.count && ahead.count < prefetcher.depth {
-                if case .chunk(let id, _) = f.extents[j] { ahead.append(id) }
-                j += 1
-            }
-            prefetcher.enqueue(ahead, lane: .ahead)
+        guard sequential else { return }
+        var ahead: [BlobID] = []
+        var j = from
+        while j < f.extents.count && ahead.count < prefetcher.depth {
+            if case .chunk(let id, _) = f.extents[j] { ahead.append(id) }
+            j += 1
         }
-        return out
+        prefetcher.enqueue(ahead, lane: .ahead)
     }
 
     func blob(_ id: BlobID, file: OpenFile, offset: Int64) throws(FSError) -> [UInt8] {
