@@ -110,13 +110,13 @@ extension MountFS {
     func read(_ f: OpenFile, offset: Int64, count: Int) throws(FSError) -> ArraySlice<UInt8> {
         guard offset < f.size, count > 0 else { return [] }
         let end = min(f.size, offset + Int64(count))
-        var out = [UInt8]()
         var i = f.extentIndex(offset)
         if case .chunk(let id, let len) = f.extents[i], end <= f.starts[i] + len {
             let data = try chunk(id, length: len, file: f, offset: f.starts[i])
             readAhead(f, from: i + 1, offset: offset, end: end)
             return data[Int(offset - f.starts[i])..<Int(end - f.starts[i])]
         }
+        var out = [UInt8]()
         out.reserveCapacity(Int(end - offset))
         var pos = offset
         while pos < end {
