@@ -12,7 +12,7 @@ public struct ChunkerParameters: Sendable, Equatable {
 
     /// Creates parameters; traps unless `0 <= minSize < avgSize < maxSize`, `avgSize` is a
     /// power of two between 16 B and 16 TiB and `normalization` is 0...3.
-    public init(minSize: Int, avgSize: Int, maxSize: Int, normalization: Int = 2) {
+    public init(minSize: Int, avgSize: Int, maxSize: Int, normalization: Int = ChunkerParameters.legacyNormalization) {
         ChunkerParameters.validate(minSize: minSize, avgSize: avgSize, maxSize: maxSize, normalization: normalization)
         self.minSize = minSize
         self.avgSize = avgSize
@@ -26,8 +26,12 @@ public struct ChunkerParameters: Sendable, Equatable {
     /// Repositories whose config predates `chunker_normalization` use level 2.
     public static let legacyNormalization = 2
 
+    /// The normalization levels a chunker accepts.
+    public static let normalizationLevels = 0...3
+
     static func validate(minSize: Int, avgSize: Int, maxSize: Int, normalization: Int) {
-        precondition((0...3).contains(normalization), "ChunkerParameters.normalization must be 0...3 (got \(normalization))")
+        precondition(normalizationLevels.contains(normalization),
+                     "ChunkerParameters.normalization must be in \(normalizationLevels) (got \(normalization))")
         precondition(minSize >= 0 && minSize < avgSize && avgSize < maxSize,
                      "ChunkerParameters need 0 <= min < avg < max (got \(minSize)/\(avgSize)/\(maxSize))")
         precondition(avgSize > 0 && avgSize & (avgSize - 1) == 0,

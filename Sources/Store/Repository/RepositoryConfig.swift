@@ -56,7 +56,7 @@ public struct RepositoryConfig: Codable, Sendable {
         guard c.idBytes.count == 32,
               c.chunkerMinSize >= 64, c.chunkerMinSize < c.chunkerAvgSize, c.chunkerAvgSize < c.chunkerMaxSize,
               c.chunkerAvgSize & (c.chunkerAvgSize - 1) == 0, c.chunkerMaxSize <= 64 << 20,
-              c.chunkerAvgSize >= 1 << 4, (0...3).contains(c.chunkerNormalization ?? ChunkerParameters.legacyNormalization),
+              c.chunkerAvgSize >= 1 << 4, ChunkerParameters.normalizationLevels.contains(c.chunkerNormalization ?? ChunkerParameters.legacyNormalization),
               c.packSize >= 1 << 20, c.packSize <= 1 << 30 else {
             throw StoreError(.corrupt, "\(location)/config: implausible parameters")
         }
