@@ -184,6 +184,8 @@ def main():
     out.append("- Default settings for every tool, fresh repositories and fresh tool caches; "
                "page cache NOT dropped: all tools read the same warm cache. Harness run took %s s." %
                meta.get("total_s", "?"))
+    if "restore_on" in meta:
+        out.append("- Restores go into %s." % meta["restore_on"])
     if mount_on:
         out.append("- Mount rows: latest snapshot mounted read-only (coffer mount --daemon, restic mount, "
                    "borg mount -f REPO::bench-3); every read test on a fresh mount (tool caches and the "

@@ -104,6 +104,31 @@ final class BackupRestoreTests: CofferTestCase {
         XCTAssertEqual(TreeCompare.differences(src.appending("etc"), base.appending("etc")).filter { !$0.contains("hardlink") }, [])
     }
 
+    func testRestoreOverAnEarlierRestoreReplacesFilesAndFollowsNoSymlink() throws {
+        let src = work.appending("src")
+        try makeFixture(at: src)
+        try initRepository()
+        try ok(["backup", src.description])
+        let target = work.appending("r")
+        try ok(["restore", "latest", "--target", target.description])
+        let base = RawPath(bytes: target.bytes + src.bytes)
+        // Damage the earlier restore: a longer file, a file swapped for a symlink to a file
+        // outside the target, a changed mode, a hardlinked name made an ordinary file.
+        let etc = base.appending("etc"), ann = base.appending("home").appending("ann")
+        try writeBytes(etc.appending("hosts"), randomBytes(100_000, seed: 9))
+        let outside = work.appending("outside")
+        try writeFile(outside, "must stay\n")
+        try Posix.remove(etc.appending("passwd-tool"))
+        try Posix.makeSymlink(etc.appending("passwd-tool"), target: Array(outside.bytes))
+        try Posix.setPermissions(etc.appending("big.bin"), 0o600)
+        try Posix.remove(ann.appending("linked-b"))
+        try writeFile(ann.appending("linked-b"), "not a link any more, and longer than before\n")
+
+        try ok(["restore", "latest", "--target", target.description])
+        XCTAssertEqual(TreeCompare.differences(src, base), [])
+        XCTAssertEqual(try String(contentsOfFile: outside.description, encoding: .utf8), "must stay\n")
+    }
+
     func summary(_ r: Result) throws -> [String: Any] {
         let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
         return o?["summary"] as? [String: Any] ?? [:]

@@ -48,6 +48,14 @@ public final class FileHandle {
         return FileHandle(fd: fd, path: path)
     }
 
+    /// O_WRONLY|O_NOFOLLOW|O_CLOEXEC on an existing file (a symlink at `path` fails with ELOOP).
+    public static func openForWriting(_ path: RawPath) throws -> FileHandle {
+        let fd = try Posix.withCPath(path, "open") { cPath in
+            try Posix.check("open", path) { Glibc.open(cPath, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
+        }
+        return FileHandle(fd: fd, path: path)
+    }
+
     private static func requireRegular(_ kind: NodeKind, _ path: RawPath) throws {
         switch kind {
         case .file: return
@@ -119,6 +127,29 @@ public final class FileHandle {
     public func truncate(_ size: Int64) throws {
         try ensureOpen("ftruncate")
         try Posix.check("ftruncate", path) { Glibc.ftruncate(fd, off_t(size)) }
+    }
+
+    /// fchown (restore: before permissions, since it clears setuid/setgid bits).
+    public func setOwner(uid: UInt32, gid: UInt32) throws {
+        try ensureOpen("fchown")
+        try Posix.check("fchown", path) { Glibc.fchown(fd, uid_t(uid), gid_t(gid)) }
+    }
+
+    /// fchmod with the permission bits of `permissions` (including setuid/setgid/sticky).
+    public func setPermissions(_ permissions: UInt32) throws {
+        try ensureOpen("fchmod")
+        try Posix.check("fchmod", path) { Glibc.fchmod(fd, mode_t(permissions & 0o7777)) }
+    }
+
+    /// futimens: access and modification time with nanoseconds (restore: last, after all writes).
+    public func setTimes(atime: Timespec, mtime: Timespec) throws {
+        try ensureOpen("futimens")
+        var times = (atime.cValue, mtime.cValue)
+        try withUnsafePointer(to: &times) { pair in
+            try pair.withMemoryRebound(to: timespec.self, capacity: 2) { pointer in
+                _ = try Posix.check("futimens", path) { Glibc.futimens(fd, pointer) }
+            }
+        }
     }
 
     /// fsync.

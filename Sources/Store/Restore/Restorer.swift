@@ -38,7 +38,9 @@ public final class Restorer {
     private let amRoot = geteuid() == 0
 
     private let cond = Condition()
-    private var jobs: [(RawPath, Node)] = []
+    /// A regular file for a worker; `created`: it already exists (empty), made by the walk.
+    private struct Job { let path: RawPath; let node: Node; let created: Bool }
+    private var jobs: [Job] = []
     private var jobHead = 0
     private var activeJobs = 0
     private var closed = false
@@ -135,11 +137,14 @@ public final class Restorer {
                 dirsToFinish.append((dest, node))
                 if let sub = node.subtree { try walk(tree: sub, snapshotPath: snapshotPath, target: dest) }
             case .file:
-                clear(dest)
-                // Create now so hardlinks to it can be made before its data is written.
-                let fh = try FileHandle.create(dest, permissions: 0o600)
-                fh.close()
-                enqueue(dest, node)
+                if node.isHardlinked {
+                    // Create now so the other names can be linked before its data is written.
+                    clear(dest)
+                    try FileHandle.create(dest, permissions: 0o600).close()
+                    enqueue(dest, node, created: true)
+                } else {
+                    enqueue(dest, node, created: false)   // the worker creates it
+                }
             case .symlink:
                 clear(dest)
                 try Posix.makeSymlink(dest, target: node.linkTarget)
@@ -158,41 +163,57 @@ public final class Restorer {
 
     // MARK: - File workers
 
-    private func enqueue(_ path: RawPath, _ node: Node) {
+    private func enqueue(_ path: RawPath, _ node: Node, created: Bool) {
         cond.withLock {
-            jobs.append((path, node))
+            jobs.append(Job(path: path, node: node, created: created))
             cond.broadcast()
         }
     }
 
     private func work() {
         while true {
-            let job: (RawPath, Node)? = cond.withLock {
+            let job: Job? = cond.withLock {
                 while jobHead >= jobs.count && !closed { cond.wait() }
                 guard jobHead < jobs.count else { return nil }
                 let j = jobs[jobHead]
                 jobHead += 1
                 return j
             }
-            guard let (path, node) = job else { return }
+            guard let job else { return }
+            let path = job.path, node = job.node
             do {
-                try writeFile(path, node)
-                applyMetadata(path, node)
+                // Data and metadata through one descriptor: no path lookups after the open.
+                let fh = try job.created ? FileHandle.openForWriting(path) : createFile(path)
+                defer { fh.close() }
+                try writeFile(fh, node)
+                applyMetadata(fh, node)
                 lock.withLock { summary.files += 1; summary.bytes += node.size }
                 progress.update { $0.files += 1; $0.bytesDone += node.size }
             } catch let e as StoreError {
                 if e.code == .corrupt || e.code == .missing { lock.withLock { summary.damaged = true } }
                 record("\(path): \(e.message)")
+            } catch let e as PosixError {
+                record(e.description)
             } catch {
                 record("\(error)")
             }
         }
     }
 
-    private func writeFile(_ path: RawPath, _ node: Node) throws {
-        let fd = try openExisting(path)
-        defer { close(fd) }
+    /// A new file at `path` (mode 0600 until its metadata is applied); whatever non-directory
+    /// is in the way (restoring over an earlier restore) is removed first.
+    private func createFile(_ path: RawPath) throws -> FileHandle {
+        do {
+            return try FileHandle.create(path, permissions: 0o600)
+        } catch let e as PosixError where e.errno == EEXIST {
+            clear(path)
+            return try FileHandle.create(path, permissions: 0o600)
+        }
+    }
+
+    private func writeFile(_ fh: FileHandle, _ node: Node) throws {
         var offset: Int64 = 0
+        var written: Int64 = 0   // end of the last data written: the file's size so far
         for ext in node.content {
             switch ext {
             case .hole(let len):
@@ -202,29 +223,37 @@ public final class Restorer {
                 guard data.count == Int(len) else {
                     throw StoreError(.corrupt, "chunk \(id.shortHex) has \(data.count) bytes, expected \(len)")
                 }
-                try data.withUnsafeBytes { raw in
-                    var done = 0
-                    while done < raw.count {
-                        let n = Glibc.pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset) + off_t(done))
-                        if n < 0 {
-                            if errno == EINTR { continue }
-                            throw StoreError(.io, "\(PosixError(errno: errno, operation: "write", path: path))")
-                        }
-                        done += n
-                    }
+                do {
+                    try data.withUnsafeBytes { try fh.pwrite($0, at: offset) }
+                } catch let e as PosixError {
+                    throw StoreError(.io, e.description)
                 }
                 offset += len
+                written = offset
             }
         }
-        if ftruncate(fd, off_t(offset)) != 0 {
-            throw StoreError(.io, "\(PosixError(errno: errno, operation: "truncate", path: path))")
+        // A trailing hole needs the size set (the file was created empty).
+        if offset != written {
+            do { try fh.truncate(offset) } catch let e as PosixError { throw StoreError(.io, e.description) }
         }
     }
 
-    private func openExisting(_ path: RawPath) throws -> Int32 {
-        let fd = path.withCString { open($0, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
-        guard fd >= 0 else { throw StoreError(.io, "\(PosixError(errno: errno, operation: "open", path: path))") }
-        return fd
+    /// The metadata of a regular file, through its descriptor (same order as below).
+    private func applyMetadata(_ fh: FileHandle, _ node: Node) {
+        do {
+            if amRoot { try fh.setOwner(uid: node.uid, gid: node.gid) }
+            try fh.setPermissions(node.permissions)
+            for x in node.xattrs {
+                do { try Posix.setExtendedAttribute(fh.path, name: x.name, value: x.value) } catch let e as PosixError {
+                    if e.errno != EPERM || amRoot { record(e.description) }
+                }
+            }
+            try fh.setTimes(atime: node.atime, mtime: node.mtime)
+        } catch let e as PosixError {
+            record(e.description)
+        } catch {
+            record("\(fh.path): \(error)")
+        }
     }
 
     /// Owner, permissions, xattrs, then times (in that order: chown clears setuid bits and
