@@ -9,9 +9,16 @@ public enum AESGCM {
     /// and EVP_CIPHER_CTX_ctrl(EVP_CTRL_AEAD_GET_TAG).
     public static func seal(key: [UInt8], nonce: [UInt8], plaintext: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
                             tagLength: Int = 16, into output: inout [UInt8]) throws {
+        try seal(key: key, nonce: nonce, plaintextParts: [plaintext], aad: aad, tagLength: tagLength, into: &output)
+    }
+
+    /// Like `seal(key:nonce:plaintext:aad:tagLength:into:)` for a plaintext given as consecutive
+    /// parts (encrypted as their concatenation, without joining them first).
+    public static func seal(key: [UInt8], nonce: [UInt8], plaintextParts: [UnsafeRawBufferPointer],
+                            aad: UnsafeRawBufferPointer, tagLength: Int = 16, into output: inout [UInt8]) throws {
         try validate(key: key, nonce: nonce, tagLength: tagLength)
-        try OpenSSLCipher.gcmSeal(key: key, iv: effectiveNonce(key: key, nonce: nonce), aad: aad, plaintext: plaintext,
-                                  tagLength: tagLength, into: &output)
+        try OpenSSLCipher.gcmSeal(key: key, iv: effectiveNonce(key: key, nonce: nonce), aad: aad,
+                                  plaintext: plaintextParts, tagLength: tagLength, into: &output)
     }
 
     /// Returns ciphertext || tag. The corresponding C functions are EVP_EncryptInit_ex2,

@@ -162,6 +162,25 @@ final class AESGCMTests: XCTestCase {
         XCTAssertEqual(opened, message)
     }
 
+    func testSealingPartsEqualsSealingTheirConcatenation() throws {
+        let message = (0..<100_003).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+        let expected = try AESGCM.seal(key: key, nonce: nonce, plaintext: message, aad: aad)
+        // Splits inside and on 16-byte blocks, empty parts, a one-byte tail (the blob flag).
+        let splits: [[Int]] = [[], [1], [15, 16, 17], [16, 32], [0, 0, 50_000], [100_002], [7, 7, 99_000]]
+        for cuts in splits {
+            var bounds = [0] + cuts + [message.count]
+            bounds.sort()
+            var output: [UInt8] = [0x01]
+            try message.withUnsafeBytes { all in
+                let parts = zip(bounds, bounds.dropFirst()).map { UnsafeRawBufferPointer(rebasing: all[$0..<$1]) }
+                try aad.withUnsafeBytes { aad in
+                    try AESGCM.seal(key: key, nonce: nonce, plaintextParts: parts, aad: aad, into: &output)
+                }
+            }
+            XCTAssertEqual(output, [0x01] + expected, "split at \(cuts)")
+        }
+    }
+
     func testLongNoncesRoundTrip() throws {
         for length in [1, 12, 13, 128, 129, 200, 1000] {
             let nonce = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }

@@ -34,44 +34,40 @@ enum OpenSSLCipher {
     /// on failure). Key length must be 16/24/32, IV 1...128 bytes, tag 4...16 bytes.
     /// (EVP_EncryptInit_ex2, EVP_CTRL_AEAD_SET_IVLEN, EVP_EncryptUpdate, EVP_EncryptFinal_ex,
     /// EVP_CTRL_AEAD_GET_TAG)
-    static func gcmSeal(key: [UInt8], iv: [UInt8], aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+    static func gcmSeal(key: [UInt8], iv: [UInt8], aad: UnsafeRawBufferPointer, plaintext: [UnsafeRawBufferPointer],
                         tagLength: Int, into output: inout [UInt8]) throws {
-        let total = plaintext.count + tagLength
-        let encrypt = { (out: UnsafeMutableRawBufferPointer) throws in
-            try gcmSeal(key: key, iv: iv, aad: aad, plaintext: plaintext, tagLength: tagLength,
-                        output: out.baseAddress!.assumingMemoryBound(to: UInt8.self))
-        }
-        if output.isEmpty && output.capacity < total {
-            // Fresh buffer: encrypt straight into uninitialised storage, no zero-fill pass.
-            output = try [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+        let length = plaintext.reduce(0) { $0 + $1.count }
+        let start = output.count
+        let total = start + length + tagLength
+        // One new buffer: the bytes already in `output`, then ciphertext || tag written straight
+        // into uninitialised storage (no zero-fill pass); `output` is replaced only on success.
+        output = try output.withUnsafeBytes { existing in
+            try [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
                 initialized = 0
-                try encrypt(UnsafeMutableRawBufferPointer(buffer))
+                let base = buffer.baseAddress!
+                if start > 0 { UnsafeMutableRawPointer(base).copyMemory(from: existing.baseAddress!, byteCount: start) }
+                try gcmSeal(key: key, iv: iv, aad: aad, plaintext: plaintext, tagLength: tagLength, output: base + start)
                 initialized = total
             }
-            return
-        }
-        let start = output.count
-        output.append(contentsOf: repeatElement(0, count: total))
-        do {
-            try output.withUnsafeMutableBytes { try encrypt(UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
-        } catch {
-            output.removeLast(total)
-            throw error
         }
     }
 
     private static func gcmSeal(key: [UInt8], iv: [UInt8], aad: UnsafeRawBufferPointer,
-                                plaintext: UnsafeRawBufferPointer, tagLength: Int,
+                                plaintext: [UnsafeRawBufferPointer], tagLength: Int,
                                 output out: UnsafeMutablePointer<UInt8>) throws {
         let context = try CipherContext()
         try context.initGCM(variant(aesGCM, keyLength: key.count)!, key: key, iv: iv, encrypt: true)
         try context.update(out: nil, input: aad, encrypt: true)
-        try context.update(out: out, input: plaintext, encrypt: true)
+        var written = 0
+        for part in plaintext {
+            try context.update(out: out + written, input: part, encrypt: true)
+            written += part.count
+        }
         var finalLength: Int32 = 0
-        try OpenSSL.check(EVP_EncryptFinal_ex(context.pointer, out + plaintext.count, &finalLength),
+        try OpenSSL.check(EVP_EncryptFinal_ex(context.pointer, out + written, &finalLength),
                           "EVP_EncryptFinal_ex(GCM) failed")
         try OpenSSL.check(EVP_CIPHER_CTX_ctrl(context.pointer, EVP_CTRL_AEAD_GET_TAG, Int32(tagLength),
-                                              out + plaintext.count),
+                                              out + written),
                           "EVP_CTRL_AEAD_GET_TAG failed")
     }
 

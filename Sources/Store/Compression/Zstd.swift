@@ -41,17 +41,23 @@ public final class ZstdCompressor {
     /// Wraps `ZSTD_compress2`, writing into a reusable scratch buffer of `ZSTD_compressBound`
     /// bytes (so it cannot run out of room); the result is copied out at its exact size.
     public func compress(_ src: UnsafeRawBufferPointer) -> [UInt8] {
+        compress(src) { [UInt8]($0) }
+    }
+
+    /// Compresses `src` like `compress(_:)` and passes the frame to `body` in place, inside the
+    /// scratch buffer (valid only during the call; the next compression overwrites it).
+    public func compress<R>(_ src: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let bound = ZSTD_compressBound(src.count)
         precondition(ZSTD_isError(bound) == 0, "zstd: input of \(src.count) bytes is too large")
         if scratch.count < bound {
             scratch = [UInt8](repeating: 0, count: bound)
         }
         let context = self.context
-        return withNonNullBase(src) { srcBase in
-            scratch.withUnsafeMutableBytes { dst in
+        return try withNonNullBase(src) { srcBase in
+            try scratch.withUnsafeMutableBytes { dst in
                 let written = ZSTD_compress2(context, dst.baseAddress, bound, srcBase, src.count)
                 zstdCheck(written, "ZSTD_compress2")
-                return [UInt8](UnsafeRawBufferPointer(rebasing: dst[0..<written]))
+                return try body(UnsafeRawBufferPointer(rebasing: dst[0..<written]))
             }
         }
     }

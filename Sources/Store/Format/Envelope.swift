@@ -100,17 +100,20 @@ public final class Sealer: @unchecked Sendable {
     }
 
     public func seal(_ plaintext: UnsafeRawBufferPointer, context: [UInt8]) throws -> [UInt8] {
+        try seal(parts: [plaintext], context: context)
+    }
+
+    /// Seals the concatenation of `parts` (without joining them first).
+    public func seal(parts: [UnsafeRawBufferPointer], context: [UInt8]) throws -> [UInt8] {
         let s = Envelope.usesIndexKey(context) ? index : data
         let n: UInt64 = lock.withLock { s.counter += 1; return s.counter }
-        var out = [UInt8]()
-        out.reserveCapacity(s.prefix.count + 12 + plaintext.count + Envelope.tagLength)
-        out.append(contentsOf: s.prefix)
+        var out = s.prefix
         out.append(contentsOf: [0, 0, 0, 0])
         for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(n >> UInt64(shift) & 0xff)) }
         let nonce = Array(out[(out.count - 12)...])
         let aad = out + context
         try aad.withUnsafeBytes { a in
-            try AESGCM.seal(key: s.key, nonce: nonce, plaintext: plaintext, aad: a, into: &out)
+            try AESGCM.seal(key: s.key, nonce: nonce, plaintextParts: parts, aad: a, into: &out)
         }
         return out
     }

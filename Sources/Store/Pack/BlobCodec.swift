@@ -9,27 +9,36 @@ public enum BlobCodec {
 
     public static func encode(_ plaintext: UnsafeRawBufferPointer, type: BlobType, id: BlobID,
                               compressor: ZstdCompressor, sealer: Sealer) throws -> [UInt8] {
-        var payload: [UInt8]? = nil
+        let context = EnvelopeContext.blob(type, id)
         if plaintext.count >= 128 {
             let sampleLen = min(plaintext.count, sampleSize)
-            let sample = compressor.compress(UnsafeRawBufferPointer(rebasing: plaintext[0..<sampleLen]))
-            if sample.count * 100 < sampleLen * 94 {
-                let full = sampleLen == plaintext.count ? sample : compressor.compress(plaintext)
-                if full.count < plaintext.count {
-                    var p = full
-                    p.append(1)
-                    payload = p
+            let sample = UnsafeRawBufferPointer(rebasing: plaintext[0..<sampleLen])
+            // Frames are sealed where zstd wrote them, followed by the flag byte: no copies.
+            let trial: Trial = try compressor.compress(sample) { frame in
+                guard frame.count * 100 < sampleLen * 94 else { return .incompressible }
+                guard sampleLen < plaintext.count else { return .sealed(try seal(frame, flag: 1, context, sealer)) }
+                return .compressible
+            }
+            switch trial {
+            case .sealed(let envelope):
+                return envelope
+            case .compressible:
+                let whole: [UInt8]? = try compressor.compress(plaintext) { frame in
+                    frame.count < plaintext.count ? try seal(frame, flag: 1, context, sealer) : nil
                 }
+                if let whole { return whole }
+            case .incompressible:
+                break
             }
         }
-        if payload == nil {
-            var p = [UInt8]()
-            p.reserveCapacity(plaintext.count + 1)
-            p.append(contentsOf: plaintext)
-            p.append(0)
-            payload = p
-        }
-        return try sealer.seal(payload!, context: EnvelopeContext.blob(type, id))
+        return try seal(plaintext, flag: 0, context, sealer)
+    }
+
+    private enum Trial { case incompressible, compressible, sealed([UInt8]) }
+
+    private static func seal(_ payload: UnsafeRawBufferPointer, flag: UInt8, _ context: [UInt8],
+                             _ sealer: Sealer) throws -> [UInt8] {
+        try withUnsafeBytes(of: flag) { try sealer.seal(parts: [payload, $0], context: context) }
     }
 
     public static func decode(_ envelope: UnsafeRawBufferPointer, type: BlobType, id: BlobID, rawLength: Int,
