@@ -21,6 +21,48 @@ public struct FSError: Error, Equatable {
     public init(_ errno: Int32) { self.errno = errno }
 }
 
+/// The bytes of one read reply as consecutive pieces: slices of cached chunks and of a shared
+/// zero buffer (holes). The bridge hands them to the kernel as one iovec list, so a read that
+/// spans chunks is never copied into a joined buffer.
+public struct FSReadData: Sendable {
+    public private(set) var segments: [ArraySlice<UInt8>] = []
+    public private(set) var count = 0
+
+    public init() {}
+
+    public init(_ slice: ArraySlice<UInt8>) {
+        append(slice)
+    }
+
+    mutating func append(_ slice: ArraySlice<UInt8>) {
+        guard !slice.isEmpty else { return }
+        segments.append(slice)
+        count += slice.count
+    }
+
+    /// `n` zero bytes (a hole), as slices of one shared buffer.
+    mutating func appendZeros(_ n: Int) {
+        var left = n
+        while left > 0 {
+            let k = min(left, FSReadData.zeros.count)
+            append(FSReadData.zeros[0..<k])
+            left -= k
+        }
+    }
+
+    private static let zeros = [UInt8](repeating: 0, count: 1 << 20)
+
+    public var isEmpty: Bool { count == 0 }
+
+    /// The pieces joined (tests and callers that want one buffer).
+    public var bytes: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(count)
+        for s in segments { out += s }
+        return out
+    }
+}
+
 /// One directory entry for readdir.
 public struct FSDirEntry: Sendable {
     public let name: [UInt8]

@@ -94,30 +94,24 @@ extension MountFS {
     }
 
     /// Reads up to `count` bytes at `offset` through an open handle.
-    public func read(_ handle: UInt64, offset: Int64, count: Int) throws(FSError) -> ArraySlice<UInt8> {
+    public func read(_ handle: UInt64, offset: Int64, count: Int) throws(FSError) -> FSReadData {
         guard let f = files.get(handle) else { throw FSError(EBADF) }
         return try read(f, offset: offset, count: count)
     }
 
     /// Reads up to `count` bytes at `offset` of file `id` (the kernel sends no open when the
     /// filesystem declines opens: see `FuseSession`).
-    public func read(inode id: UInt64, offset: Int64, count: Int) throws(FSError) -> ArraySlice<UInt8> {
+    public func read(inode id: UInt64, offset: Int64, count: Int) throws(FSError) -> FSReadData {
         try read(try file(id), offset: offset, count: count)
     }
 
-    /// Damaged or missing data gives EIO (and one log line). A read inside one chunk (every
-    /// small file, most large reads) is a slice of the cached chunk: nothing is copied.
-    func read(_ f: OpenFile, offset: Int64, count: Int) throws(FSError) -> ArraySlice<UInt8> {
-        guard offset < f.size, count > 0 else { return [] }
+    /// Damaged or missing data gives EIO (and one log line). The reply is slices of the cached
+    /// chunks it touches (and of a zero buffer for holes): nothing is copied.
+    func read(_ f: OpenFile, offset: Int64, count: Int) throws(FSError) -> FSReadData {
+        guard offset < f.size, count > 0 else { return FSReadData() }
         let end = min(f.size, offset + Int64(count))
         var i = f.extentIndex(offset)
-        if case .chunk(let id, let len) = f.extents[i], end <= f.starts[i] + len {
-            let data = try chunk(id, length: len, file: f, offset: f.starts[i])
-            readAhead(f, from: i + 1, offset: offset, end: end)
-            return data[Int(offset - f.starts[i])..<Int(end - f.starts[i])]
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(Int(end - offset))
+        var out = FSReadData()
         var pos = offset
         while pos < end {
             let start = f.starts[i]
@@ -125,16 +119,17 @@ extension MountFS {
             let from = Int(pos - start), to = Int(min(end, start + ext.length) - start)
             switch ext {
             case .hole:
-                out.append(contentsOf: repeatElement(0, count: to - from))
+                out.appendZeros(to - from)
             case .chunk(let id, let len):
                 let data = try chunk(id, length: len, file: f, offset: start)
-                data.withUnsafeBufferPointer { out.append(contentsOf: $0[from..<to]) }
+                out.append(data[from..<to])
             }
             pos = start + Int64(to)
             i += 1
         }
+        // The read-ahead starts after the last extent touched (the one holding `end - 1`).
         readAhead(f, from: i, offset: offset, end: end)
-        return out[...]
+        return out
     }
 
     /// A chunk of `f` (at file offset `offset`) of exactly `length` bytes, or EIO.
@@ -213,6 +208,7 @@ final class Prefetcher: @unchecked Sendable {
     private var queues: [[BlobID]] = [[], []]     // by lane: ahead, siblings
     private var queued = Set<BlobID>()
     private var loading = Set<BlobID>()
+    private var loadWaiters = 0                   // readers blocked in waitIfLoading
     private var stopping = false
     private var threads: [pthread_t] = []
 
@@ -238,10 +234,13 @@ final class Prefetcher: @unchecked Sendable {
         guard !ids.isEmpty else { return }
         let l = lane == .ahead ? 0 : 1
         cond.withLock {
+            var added = false
             for id in ids where !queued.contains(id) && !loading.contains(id) && !repo.isCached(id) {
                 queues[l].append(id)
                 queued.insert(id)
+                added = true
             }
+            guard added else { return }
             if queues[l].count > 64 {   // a reader that jumped: drop the oldest, stale work
                 let drop = queues[l].count - 64
                 for id in queues[l].prefix(drop) { queued.remove(id) }
@@ -253,7 +252,13 @@ final class Prefetcher: @unchecked Sendable {
 
     /// Blocks while a prefetch thread is loading `id` (so the reader then hits the cache).
     func waitIfLoading(_ id: BlobID) {
-        cond.withLock { while loading.contains(id) { cond.wait() } }
+        cond.withLock {
+            while loading.contains(id) {
+                loadWaiters += 1
+                cond.wait()
+                loadWaiters -= 1
+            }
+        }
     }
 
     func stop() {
@@ -275,7 +280,12 @@ final class Prefetcher: @unchecked Sendable {
             }
             guard let id else { return }
             _ = try? repo.loadBlob(id, type: .data)
-            cond.withLock { loading.remove(id); cond.broadcast() }
+            // Wake only if a reader waits for a load: a broadcast per chunk also woke every idle
+            // prefetch thread, which found nothing to do (one wasted context switch per file).
+            cond.withLock {
+                loading.remove(id)
+                if loadWaiters > 0 { cond.broadcast() }
+            }
         }
     }
 }

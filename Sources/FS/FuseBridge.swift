@@ -241,7 +241,7 @@ fileprivate func fillOperations(_ o: UnsafeMutablePointer<fuse_lowlevel_ops>) {
             let fh = fi!.pointee.fh
             let data = fh == 0 ? try s.fs.read(inode: ino, offset: Int64(off), count: size)
                                : try s.fs.read(fh, offset: Int64(off), count: size)
-            data.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+            replyIOV(req, data.segments)
         }
     }
     o.pointee.release = { req, _, fi in
@@ -291,4 +291,23 @@ fileprivate func fillOperations(_ o: UnsafeMutablePointer<fuse_lowlevel_ops>) {
     o.pointee.setxattr = { req, _, _, _, _, _ in fuse_reply_err(req, EROFS) }
     o.pointee.removexattr = { req, _, _ in fuse_reply_err(req, EROFS) }
     o.pointee.fallocate = { req, _, _, _, _, _ in fuse_reply_err(req, EROFS) }
+}
+
+/// Replies to a read with `segments` as one iovec list (fuse_reply_iov): the kernel gathers the
+/// pieces, so chunk data goes out without being joined first. Each slice's storage is pinned
+/// by a nested withUnsafeBytes while the reply is written.
+private func replyIOV(_ req: fuse_req_t?, _ segments: [ArraySlice<UInt8>]) {
+    var iov = [iovec]()
+    iov.reserveCapacity(segments.count)
+    func pin(_ i: Int) {
+        guard i < segments.count else {
+            _ = iov.withUnsafeBufferPointer { fuse_reply_iov(req, $0.baseAddress, Int32($0.count)) }
+            return
+        }
+        segments[i].withUnsafeBytes { raw in
+            iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count))
+            pin(i + 1)
+        }
+    }
+    pin(0)
 }

@@ -21,11 +21,20 @@ final class MountFSReadTests: XCTestCase {
         ("e-empty", []),
     ]
 
+    private let sparseSize: Int64 = 3 << 20 + 100
+    private let sparseDataOffset: Int64 = 1_600_000
+    private let sparseData = storeTestBytes(count: 8192, seed: 4)
+
     /// Backs up a directory of files and returns the mounted view plus each file's node id.
     private func mounted() throws -> (MountFS, [String: UInt64]) {
         let src = dir.appending("src")
         XCTAssertEqual(src.withCString { mkdir($0, 0o755) }, 0)
         for (name, bytes) in contents { storeTestWriteFile(src.appending(name), bytes) }
+        // A sparse file: a hole, data, a hole to the end (both holes longer than 1 MiB).
+        let sparse = try Store.FileHandle.create(src.appending("f-sparse"), permissions: 0o644)
+        try sparseData.withUnsafeBytes { try sparse.pwrite($0, at: sparseDataOffset) }
+        try sparse.truncate(sparseSize)
+        sparse.close()
         let backend = LocalBackend(path: dir.appending("repo"))
         _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
         let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
@@ -37,17 +46,17 @@ final class MountFSReadTests: XCTestCase {
             node = try fs.lookup(parent: node, name: Array(component.utf8)).id
         }
         var ids: [String: UInt64] = [:]
-        for (name, _) in contents { ids[name] = try fs.lookup(parent: node, name: Array(name.utf8)).id }
+        for name in contents.map(\.0) + ["f-sparse"] { ids[name] = try fs.lookup(parent: node, name: Array(name.utf8)).id }
         return (fs, ids)
     }
 
-    private func readAll(_ read: (Int64, Int) throws(FSError) -> ArraySlice<UInt8>, size: Int) throws -> [UInt8] {
+    private func readAll(_ read: (Int64, Int) throws(FSError) -> FSReadData, size: Int) throws -> [UInt8] {
         var out: [UInt8] = []
         var offset: Int64 = 0
         while true {
             let piece = try read(offset, 131_072)
             if piece.isEmpty { return out }
-            out += piece
+            out += piece.bytes
             offset += Int64(piece.count)
             XCTAssertLessThanOrEqual(out.count, size)
         }
@@ -65,12 +74,32 @@ final class MountFSReadTests: XCTestCase {
                            bytes, "\(name) by node id")
             if bytes.count > 5000 {
                 // A read across the middle, and one that ends past the end of the file.
-                XCTAssertEqual(Array(try fs.read(inode: id, offset: 1234, count: 3000)), Array(bytes[1234..<4234]))
-                XCTAssertEqual(Array(try fs.read(handle, offset: Int64(bytes.count - 10), count: 4096)), Array(bytes.suffix(10)))
+                XCTAssertEqual(try fs.read(inode: id, offset: 1234, count: 3000).bytes, Array(bytes[1234..<4234]))
+                XCTAssertEqual(try fs.read(handle, offset: Int64(bytes.count - 10), count: 4096).bytes, Array(bytes.suffix(10)))
             }
             fs.release(handle)
             XCTAssertThrowsError(try fs.read(handle, offset: 0, count: 1)) { XCTAssertEqual(($0 as? FSError)?.errno, EBADF) }
         }
+    }
+
+    func testOneReadAcrossChunksAndHolesIsGivenInPiecesNotJoined() throws {
+        let (fs, ids) = try mounted()
+        defer { fs.shutdown() }
+        let multi = contents.first { $0.0 == "b-multi-chunk" }!.1
+        let whole = try fs.read(inode: ids["b-multi-chunk"]!, offset: 0, count: multi.count)
+        XCTAssertEqual(whole.bytes, multi)
+        XCTAssertGreaterThan(whole.segments.count, 1, "a read spanning chunks is a list of chunk slices")
+
+        var expected = [UInt8](repeating: 0, count: Int(sparseSize))
+        expected.replaceSubrange(Int(sparseDataOffset)..<Int(sparseDataOffset) + sparseData.count, with: sparseData)
+        let sparse = try fs.read(inode: ids["f-sparse"]!, offset: 0, count: Int(sparseSize) + 4096)
+        XCTAssertEqual(sparse.count, Int(sparseSize))
+        XCTAssertEqual(sparse.bytes, expected)
+        XCTAssertGreaterThanOrEqual(sparse.segments.count, 5, "holes over 1 MiB are several slices of the zero buffer")
+        // A read inside one hole, and one that starts in a hole and ends in data.
+        XCTAssertEqual(try fs.read(inode: ids["f-sparse"]!, offset: 10, count: 100).bytes, [UInt8](repeating: 0, count: 100))
+        XCTAssertEqual(try fs.read(inode: ids["f-sparse"]!, offset: sparseDataOffset - 50, count: 100).bytes,
+                       Array(expected[Int(sparseDataOffset) - 50..<Int(sparseDataOffset) + 50]))
     }
 
     func testOpeningForWritingIsRefusedAndDirectoriesAreNotFiles() throws {
