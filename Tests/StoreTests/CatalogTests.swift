@@ -60,6 +60,19 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(try repo.catalog.lookup(storeTestBlobID(1))?.pack, aa)
     }
 
+    func testLookupsAfterAClearNameTheNewPacks() throws {
+        // Pack row ids start again after a clear: a location must never name a pack remembered
+        // from before it.
+        let repo = try openNewRepository()
+        try repo.catalog.addIndex(name: nil, file: index(pack: 0xaa, blobs: [1]), fileCache: [])
+        XCTAssertEqual(try repo.catalog.lookup(storeTestBlobID(1))?.pack, String(repeating: "aa", count: 32))
+        try repo.catalog.clear()
+        XCTAssertNil(try repo.catalog.lookup(storeTestBlobID(1)))
+        try repo.catalog.addIndex(name: nil, file: index(pack: 0xdd, blobs: [1, 5]), fileCache: [])
+        XCTAssertEqual(try repo.catalog.lookup(storeTestBlobID(1))?.pack, String(repeating: "dd", count: 32))
+        XCTAssertEqual(try repo.catalog.lookup(storeTestBlobID(5))?.pack, String(repeating: "dd", count: 32))
+    }
+
     func testCatalogPersistsAcrossOpens() throws {
         let repo = try openNewRepository()
         let sealer = try Sealer(writer: repo.writer)

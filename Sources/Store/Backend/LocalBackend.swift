@@ -49,11 +49,10 @@ public final class LocalBackend: Backend, @unchecked Sendable {
     }
 
     public func get(_ name: ObjectName, range: Range<Int64>?) throws -> [UInt8] {
-        let p = path(name)
         let cacheable = name.kind == .packs && range != nil
         var fh: FileHandle! = cacheable ? openPacks.get(name.id) : nil
         if fh == nil {
-            do { fh = try FileHandle.openForReading(p) } catch let e as PosixError {
+            do { fh = try FileHandle.openForReading(path(name)) } catch let e as PosixError {
                 if e.errno == ENOENT { throw BackendError.notFound(name, location: path(name).description) }
                 throw BackendError.io(e.description)
             }

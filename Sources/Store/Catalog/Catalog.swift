@@ -30,6 +30,9 @@ public final class Catalog: @unchecked Sendable {
     let db: SQLiteDatabase
     let lock = Mutex()
     private var stmts: [String: SQLiteStatement] = [:]
+    /// Pack hashes by row id, filled by `lookup` (guarded by `lock`): a blob lookup then reads
+    /// one row instead of joining two tables and making the 64-character hash string again.
+    private var packHashes: [Int64: String] = [:]
 
     public init(path: String, repositoryID: String) throws {
         self.path = path
@@ -143,6 +146,7 @@ public final class Catalog: @unchecked Sendable {
             try db.transaction {
                 try db.execute("DELETE FROM index_files; DELETE FROM blobs; DELETE FROM packs; DELETE FROM snapshots; DELETE FROM filecache;")
             }
+            packHashes.removeAll()
         }
     }
 
@@ -179,13 +183,21 @@ public final class Catalog: @unchecked Sendable {
 
     public func lookup(_ id: BlobID) throws -> BlobLocation? {
         try lock.withLock {
-            var loc: BlobLocation?
-            try statement("SELECT b.type, p.hash, b.offset, b.length, b.rawlen FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.id = ?")
+            var row: (type: BlobType, pack: Int64, offset: Int, length: Int, rawLength: Int)?
+            try statement("SELECT type, pack, offset, length, rawlen FROM blobs WHERE id = ?")
                 .forEachRow([.blob(id.bytes)]) { s in
                     guard let t = BlobType(rawValue: UInt8(truncatingIfNeeded: s.int64(0))) else { return }
-                    loc = BlobLocation(type: t, pack: s.text(1), offset: Int(s.int64(2)), length: Int(s.int64(3)), rawLength: Int(s.int64(4)))
+                    row = (t, s.int64(1), Int(s.int64(2)), Int(s.int64(3)), Int(s.int64(4)))
                 }
-            return loc
+            guard let row else { return nil }
+            var hash = packHashes[row.pack]
+            if hash == nil {
+                try statement("SELECT hash FROM packs WHERE id = ?").forEachRow([.integer(row.pack)]) { hash = $0.text(0) }
+                guard let found = hash else { return nil }   // the JOIN this replaces would find no row either
+                if packHashes.count >= 1 << 16 { packHashes.removeAll() }   // bounded on huge repositories
+                packHashes[row.pack] = found
+            }
+            return BlobLocation(type: row.type, pack: hash!, offset: row.offset, length: row.length, rawLength: row.rawLength)
         }
     }
 
