@@ -186,6 +186,12 @@ def main():
                meta.get("total_s", "?"))
     if "restore_on" in meta:
         out.append("- Restores go into %s." % meta["restore_on"])
+    if "host_steal" in meta:
+        steal, busy = float(meta["host_steal"]), float(meta["host_busy"])
+        out.append("- Host during the run (/proc/stat): the CPUs were busy %.1f %% of the time, and %.1f %% of "
+                   "that busy time was stolen by the hypervisor (%s %% iowait). Steal above a few percent "
+                   "means a slowed host: compare such runs with care." % (
+                       busy, 100 * steal / busy if busy > 0 else 0, meta["host_iowait"]))
     if mount_on:
         out.append("- Mount rows: latest snapshot mounted read-only (coffer mount --daemon, restic mount, "
                    "borg mount -f REPO::bench-3); every read test on a fresh mount (tool caches and the "
