@@ -179,7 +179,9 @@ final class WriteOnlyKeyTests: CofferTestCase {
     func testKilledWriteOnlyBackupLeavesACheckableRepositoryAndTheNextRunCompletes() throws {
         let src = work.appending("src")
         try mkdirs(src)
-        for i in 0..<3 { try sh("head -c \(14 << 20) /dev/urandom > \(shellQuote(src.appending("part-\(i).bin")))") }
+        // 84 MiB: after the first 32 MiB pack is published, ~50 MiB (well over the 20 ms poll
+        // interval of work) remain before the snapshot; with 42 MiB a fast run could finish first.
+        for i in 0..<6 { try sh("head -c \(14 << 20) /dev/urandom > \(shellQuote(src.appending("part-\(i).bin")))") }
         try initRepository()
         try issueKey()
         let p = try startCoffer(["backup", "--host", "web1", src.description], env: writeOnlyEnv)
