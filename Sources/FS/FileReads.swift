@@ -3,14 +3,17 @@ import Store
 
 /// An open file in the mount: its extents with their start offsets.
 final class OpenFile: @unchecked Sendable {
-    let path: String
+    private weak var entry: MountFS.Entry?   // weak: the entry holds this file
     let extents: [Node.Extent]
     let starts: [Int64]
     let size: Int64
     var nextSequential: Int64 = 0        // guarded by MountFS.lock
 
-    init(path: String, node: Node) {
-        self.path = path
+    /// The file's path, for log messages.
+    var path: String { entry?.path ?? "(a file the kernel has forgotten)" }
+
+    init(entry: MountFS.Entry, node: Node) {
+        self.entry = entry
         extents = node.content
         var s: [Int64] = []
         s.reserveCapacity(extents.count)
@@ -45,7 +48,7 @@ extension MountFS {
         if let f = lock.withLock({ e.file }) { return f }
         guard case .node(_, let n) = e.kind else { throw FSError(EISDIR) }
         guard n.kind == .file else { throw n.kind == .directory ? FSError(EISDIR) : FSError(EINVAL) }
-        let made = OpenFile(path: e.path, node: n)
+        let made = OpenFile(entry: e, node: n)
         let (f, first) = lock.withLock { () -> (OpenFile, Bool) in
             if let other = e.file { return (other, false) }
             e.file = made

@@ -293,4 +293,32 @@ final class FormatTests: XCTestCase {
         assertStoreError(.corrupt) { try RepositoryConfig.decode(Array("not json".utf8), location: "/r") }
         assertStoreError(.corrupt) { try RepositoryConfig.decode(Array("{\"version\": 1}".utf8), location: "/r") }
     }
+
+    func testBlobIDKeepsItsBytesAndOrdersLikeThem() throws {
+        var rng = SystemRandomNumberGenerator()
+        var ids: [[UInt8]] = (0..<200).map { _ in (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) } }
+        // Ids that differ only in a late byte, and the extremes.
+        ids.append([UInt8](repeating: 0, count: 31) + [1])
+        ids.append([UInt8](repeating: 0, count: 32))
+        ids.append([UInt8](repeating: 0xff, count: 32))
+        ids.append([UInt8](repeating: 0, count: 24) + [0x80] + [UInt8](repeating: 0, count: 7))
+        for b in ids {
+            let id = BlobID(bytes: b)
+            XCTAssertEqual(id.bytes, b)
+            XCTAssertEqual(BlobID(hex: id.hex), id)
+            XCTAssertEqual(id.hex, Hex.encode(b))
+        }
+        let sorted = ids.map { BlobID(bytes: $0) }.sorted().map(\.bytes)
+        XCTAssertEqual(sorted, ids.sorted { $0.lexicographicallyPrecedes($1) })
+        XCTAssertNotEqual(BlobID(bytes: ids[0]), BlobID(bytes: ids[1]))
+
+        var w = ByteWriter()
+        for b in ids { w.blobID(BlobID(bytes: b)) }
+        XCTAssertEqual(w.bytes, Array(ids.joined()))
+        var r = ByteReader(w.bytes, what: "ids")
+        for b in ids { XCTAssertEqual(try r.blobID(), BlobID(bytes: b)) }
+        XCTAssertTrue(r.isAtEnd)
+        var short = ByteReader([UInt8](repeating: 1, count: 31), what: "short id")
+        assertStoreError(.corrupt) { _ = try short.blobID() }
+    }
 }

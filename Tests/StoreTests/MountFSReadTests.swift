@@ -15,10 +15,11 @@ final class MountFSReadTests: XCTestCase {
 
     private let contents: [(String, [UInt8])] = [
         ("a-small", storeTestBytes(count: 10_000, seed: 1)),
-        ("b-multi-chunk", storeTestBytes(count: 1_500_000, seed: 2)),   // several chunks at 256 KiB minimum
+        ("b-multi-chunk", storeTestBytes(count: 1_500_000, seed: 2)),   // usually several chunks
         ("c-tiny", Array("hello".utf8)),
         ("d-next", storeTestBytes(count: 20_000, seed: 3)),
         ("e-empty", []),
+        ("g-big", storeTestBytes(count: 9 << 20, seed: 5)),   // over the 8 MiB maximum: always 2+ chunks
     ]
 
     private let sparseSize: Int64 = 3 << 20 + 100
@@ -85,10 +86,12 @@ final class MountFSReadTests: XCTestCase {
     func testOneReadAcrossChunksAndHolesIsGivenInPiecesNotJoined() throws {
         let (fs, ids) = try mounted()
         defer { fs.shutdown() }
-        let multi = contents.first { $0.0 == "b-multi-chunk" }!.1
-        let whole = try fs.read(inode: ids["b-multi-chunk"]!, offset: 0, count: multi.count)
-        XCTAssertEqual(whole.bytes, multi)
-        XCTAssertGreaterThan(whole.segments.count, 1, "a read spanning chunks is a list of chunk slices")
+        let big = contents.first { $0.0 == "g-big" }!.1
+        let whole = try fs.read(inode: ids["g-big"]!, offset: 0, count: big.count)
+        XCTAssertEqual(whole.bytes, big)
+        guard case .node(_, let node) = try fs.entry(ids["g-big"]!).kind else { return XCTFail("g-big is not a node") }
+        XCTAssertGreaterThan(node.content.count, 1)
+        XCTAssertEqual(whole.segments.count, node.content.count, "a read spanning chunks is one slice per chunk")
 
         var expected = [UInt8](repeating: 0, count: Int(sparseSize))
         expected.replaceSubrange(Int(sparseDataOffset)..<Int(sparseDataOffset) + sparseData.count, with: sparseData)

@@ -15,6 +15,11 @@ public struct ByteWriter {
     public mutating func u64(_ v: UInt64) {
         u32(UInt32(truncatingIfNeeded: v >> 32)); u32(UInt32(truncatingIfNeeded: v))
     }
+    /// The 32 bytes of a blob id.
+    public mutating func blobID(_ id: BlobID) {
+        let w = id.words
+        u64(w.0); u64(w.1); u64(w.2); u64(w.3)
+    }
     public mutating func varint(_ v: UInt64) {
         var v = v
         while v >= 0x80 {
@@ -64,6 +69,12 @@ public struct ByteReader {
     public mutating func u64() throws -> UInt64 {
         let hi = try u32(), lo = try u32()
         return UInt64(hi) << 32 | UInt64(lo)
+    }
+    /// 32 bytes as a blob id (no intermediate array).
+    public mutating func blobID() throws -> BlobID {
+        guard remaining >= 32 else { throw fail("truncated") }
+        let id = BlobID(words: try u64(), try u64(), try u64(), try u64())
+        return id
     }
     public mutating func varint() throws -> UInt64 {
         var result: UInt64 = 0

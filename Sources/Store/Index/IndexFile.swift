@@ -29,7 +29,7 @@ public struct IndexFile: Sendable {
             w.varint(UInt64(p.entries.count))
             for e in p.entries {
                 w.u8(e.type.rawValue)
-                w.raw(e.id.bytes)
+                w.blobID(e.id)
                 w.varint(UInt64(e.offset))
                 w.varint(UInt64(e.length))
                 w.varint(UInt64(e.rawLength))
@@ -51,7 +51,7 @@ public struct IndexFile: Sendable {
             entries.reserveCapacity(count)
             for _ in 0..<count {
                 guard let t = BlobType(rawValue: try r.u8()) else { throw StoreError(.corrupt, "\(what): unknown blob type") }
-                let bid = BlobID(bytes: try r.raw(32))
+                let bid = try r.blobID()
                 entries.append(PackEntry(type: t, id: bid, offset: try r.int(), length: try r.int(), rawLength: try r.int()))
             }
             packs.append(Pack(id: id, entries: entries))

@@ -30,7 +30,7 @@ public enum PackFormat {
         w.varint(UInt64(entries.count))
         for e in entries {
             w.u8(e.type.rawValue)
-            w.raw(e.id.bytes)
+            w.blobID(e.id)
             w.varint(UInt64(e.length))
             w.varint(UInt64(e.rawLength))
         }
@@ -49,7 +49,7 @@ public enum PackFormat {
         var offset = 0
         for _ in 0..<count {
             guard let t = BlobType(rawValue: try r.u8()) else { throw StoreError(.corrupt, "\(what): unknown blob type") }
-            let id = BlobID(bytes: try r.raw(32))
+            let id = try r.blobID()
             let len = try r.int()
             let raw = try r.int()
             out.append(PackEntry(type: t, id: id, offset: offset, length: len, rawLength: raw))

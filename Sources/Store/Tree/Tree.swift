@@ -67,7 +67,7 @@ public struct Tree: Sendable, Equatable {
                 w.varint(UInt64(n.content.count))
                 for e in n.content {
                     switch e {
-                    case .chunk(let id, let len): w.u8(0); w.raw(id.bytes); w.varint(UInt64(len))
+                    case .chunk(let id, let len): w.u8(0); w.blobID(id); w.varint(UInt64(len))
                     case .hole(let len): w.u8(1); w.varint(UInt64(len))
                     }
                 }
@@ -133,12 +133,12 @@ public struct Tree: Sendable, Equatable {
                 n.content.reserveCapacity(c)
                 for _ in 0..<c {
                     switch try v.u8() {
-                    case 0: n.content.append(.chunk(BlobID(bytes: try v.raw(32)), length: Int64(try v.int(max: Int.max))))
+                    case 0: n.content.append(.chunk(try v.blobID(), length: Int64(try v.int(max: Int.max))))
                     case 1: n.content.append(.hole(length: Int64(try v.int(max: Int.max))))
                     default: throw StoreError(.corrupt, "\(what): unknown extent kind")
                     }
                 }
-            case .subtree: n.subtree = BlobID(bytes: try v.raw(32))
+            case .subtree: n.subtree = try v.blobID()
             case nil: break   // a field from a newer version: skipped
             }
         }
