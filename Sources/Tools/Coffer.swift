@@ -20,9 +20,13 @@ struct Coffer: ParsableCommand {
 
     static func main() {
         ProcessHardening.disableCoreDumps()   // key material never lands in a core file
-        // Only the long-running mount daemon trades allocation speed for a tight RSS bound;
-        // backup and restore reuse heap memory for their megabyte-sized buffers.
-        if CommandLine.arguments.dropFirst().first == "mount" { MemoryTuning.apply() }
+        // The long-running mount daemon trades allocation speed for a tight RSS bound; restore
+        // limits its writer threads to two malloc arenas; backup keeps glibc's defaults.
+        switch CommandLine.arguments.dropFirst().first {
+        case "mount": MemoryTuning.apply()
+        case "restore": MemoryTuning.applyForRestore()
+        default: break
+        }
         Self.main(nil)
     }
 }
