@@ -73,8 +73,7 @@ public struct ByteReader {
     /// 32 bytes as a blob id (no intermediate array).
     public mutating func blobID() throws -> BlobID {
         guard remaining >= 32 else { throw fail("truncated") }
-        let id = BlobID(words: try u64(), try u64(), try u64(), try u64())
-        return id
+        return BlobID(words: try u64(), try u64(), try u64(), try u64())
     }
     public mutating func varint() throws -> UInt64 {
         var result: UInt64 = 0

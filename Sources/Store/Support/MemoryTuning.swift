@@ -17,10 +17,8 @@ public enum MemoryTuning {
     /// 2.69–2.73 s tar, interleaved runs).
     /// mallopt is not exported by Swift's Glibc module, hence dlsym.
     public static func apply() {
-        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        let mallopt = unsafeBitCast(sym, to: Mallopt.self)
-        _ = mallopt(-3, 32 << 20)    // M_MMAP_THRESHOLD
-        _ = mallopt(-8, 1)           // M_ARENA_MAX
+        mallopt(-3, 32 << 20)    // M_MMAP_THRESHOLD
+        mallopt(-8, 1)           // M_ARENA_MAX
     }
 
     /// Restore: two malloc arenas for its three writer threads (glibc's default is 8 per
@@ -28,7 +26,11 @@ public enum MemoryTuning {
     /// with the default, 101–108 MiB with two; wall time unchanged (one arena: 99–106 MiB but
     /// 10 % slower, the threads then contend for its lock).
     public static func applyForRestore() {
+        mallopt(-8, 2)           // M_ARENA_MAX
+    }
+
+    private static func mallopt(_ parameter: Int32, _ value: Int32) {
         guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        _ = unsafeBitCast(sym, to: Mallopt.self)(-8, 2)   // M_ARENA_MAX
+        _ = unsafeBitCast(sym, to: Mallopt.self)(parameter, value)
     }
 }
