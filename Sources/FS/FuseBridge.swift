@@ -42,24 +42,56 @@ public final class FuseSession {
             throw StoreError(.io, "\(mountpoint): mount failed (see the message above; is /dev/fuse available and fusermount3 installed?)")
         }
         mounted = true
+        // Prefetched small files go straight into the kernel's page cache (see `PagePusher`).
+        fs.pagePusher.install { ino, bytes in
+            bytes.withUnsafeBytes { cfuse3_notify_store(se, ino, $0.baseAddress, $0.count) == 0 }
+        }
     }
 
     deinit {
-        if let se = session { fuse_session_destroy(se) }
+        unmount()
+        // A push still blocked in the kernel uses the session: leave it allocated (we are exiting).
+        if let se = session, fs.pagePusher.waitIdle(seconds: 5) { fuse_session_destroy(se) }
         ops.deallocate()
     }
 
     /// Serves requests on `threads` worker threads until unmounted or SIGINT/SIGTERM/SIGHUP.
     public func run(threads: Int) -> Int32 {
         guard let se = session else { return -1 }
-        fuse_set_signal_handlers(se)
+        guard cfuse3_signals_install() == 0 else {
+            fs.log("cannot watch for signals (\(String(cString: strerror(errno)))): SIGINT and SIGTERM end the mount at once")
+            fuse_set_signal_handlers(se)
+            defer { fuse_remove_signal_handlers(se) }
+            return withExtendedLifetime(self) { cfuse3_loop_mt(se, UInt32(max(1, threads))) }
+        }
+        let loopThread = pthread_self()
+        let loopDone = Condition()
+        var finished = false
+        let watcher = PThread.start { [self] in
+            guard cfuse3_signals_wait() > 0 else { return }
+            // Pushes first: one may wait for a read that only the running loop can answer.
+            fs.pagePusher.install(nil)
+            if !fs.pagePusher.waitIdle(seconds: 5) { fs.log("a page-cache push did not finish in 5 s; stopping anyway") }
+            fuse_session_exit(se)
+            // Wake the loop's wait; again until it returns (the first poke can come too early).
+            loopDone.withLock {
+                while !finished {
+                    pthread_kill(loopThread, SIGUSR2)
+                    _ = loopDone.timedWait(until: Condition.deadline(in: 0.1))
+                }
+            }
+        }
         let rc = withExtendedLifetime(self) { cfuse3_loop_mt(se, UInt32(max(1, threads))) }
-        fuse_remove_signal_handlers(se)
+        loopDone.withLock { finished = true; loopDone.broadcast() }
+        fs.pagePusher.install(nil)
+        cfuse3_signals_stop()
+        pthread_join(watcher, nil)
         return rc
     }
 
     /// Unmounts (if still mounted). The corresponding C function is `fuse_session_unmount`.
     public func unmount() {
+        fs.pagePusher.install(nil)
         guard mounted, let se = session else { return }
         fuse_session_unmount(se)
         mounted = false

@@ -25,10 +25,12 @@ public final class MountFS: @unchecked Sendable {
         let parent: Entry?        // nil for the root
         let name: [UInt8]
         let parentTree: BlobID?   // the tree listing this node (snapshot content only)
+        let parentID: UInt64      // the parent's node id (snapshot content only)
         var lookups: UInt64 = 0
         var file: OpenFile?       // regular files, once read (guarded by MountFS.lock)
-        init(kind: Kind, attr: FSAttr, parent: Entry?, name: [UInt8], parentTree: BlobID? = nil) {
-            self.kind = kind; self.attr = attr; self.parent = parent; self.name = name; self.parentTree = parentTree
+        init(kind: Kind, attr: FSAttr, parent: Entry?, name: [UInt8], parentTree: BlobID? = nil, parentID: UInt64 = 0) {
+            self.kind = kind; self.attr = attr; self.parent = parent; self.name = name
+            self.parentTree = parentTree; self.parentID = parentID
         }
 
         /// The path below the mountpoint, for log messages. Built only when a message needs
@@ -64,6 +66,8 @@ public final class MountFS: @unchecked Sendable {
     var reported = Set<BlobID>()
     var prefetchedUpTo: [BlobID: Int] = [:]   // per directory tree: siblings queued so far
     let prefetcher: Prefetcher
+    /// Set by the FUSE session while mounted: prefetched files go into the kernel's page cache.
+    public let pagePusher = PagePusher()
 
     /// Time entries of virtual content stay valid in the kernel (new snapshots show up after this).
     public static let virtualTimeout = 1.0
@@ -82,6 +86,7 @@ public final class MountFS: @unchecked Sendable {
         root.lookups = 1
         entries[1] = root
         try refresh(force: true)
+        prefetcher.setPush { [unowned self] data, nodes in self.pushLoaded(data, to: nodes) }
     }
 
     /// Stops background threads (after unmount).
@@ -281,12 +286,12 @@ public final class MountFS: @unchecked Sendable {
         case .snapshotRoot(let snap, let tree):
             guard let n = try loadTree(tree, path: p.path).node(named: name) else { return nil }
             let k = Kind.node(snapshot: snap, node: n)
-            return Entry(kind: k, attr: makeAttr(k, parentIno: p.attr.ino, name: name), parent: p, name: name, parentTree: tree)
+            return Entry(kind: k, attr: makeAttr(k, parentIno: p.attr.ino, name: name), parent: p, name: name, parentTree: tree, parentID: parentID)
         case .node(let snap, let node):
             guard node.kind == .directory else { throw FSError(ENOTDIR) }
             guard let sub = node.subtree, let n = try loadTree(sub, path: p.path).node(named: name) else { return nil }
             let k = Kind.node(snapshot: snap, node: n)
-            return Entry(kind: k, attr: makeAttr(k, parentIno: p.attr.ino, name: name), parent: p, name: name, parentTree: sub)
+            return Entry(kind: k, attr: makeAttr(k, parentIno: p.attr.ino, name: name), parent: p, name: name, parentTree: sub, parentID: parentID)
         case .symlink:
             throw FSError(ENOTDIR)
         }

@@ -20,9 +20,14 @@ final class MountTests: CofferTestCase {
         try super.tearDownWithError()
     }
 
-    func mount(_ extra: [String] = []) throws {
-        try ok(["mount", "--daemon", "--log", work.appending("mount.log").description] + extra + [mountpoint.description])
+    /// Mounts with --daemon; returns the daemon's pid (from the "(pid N)" in the message).
+    @discardableResult
+    func mount(_ extra: [String] = []) throws -> pid_t {
+        let r = try ok(["mount", "--daemon", "--log", work.appending("mount.log").description] + extra + [mountpoint.description])
         mounted = true
+        let text = r.stdout + r.stderr
+        guard let at = text.range(of: "(pid ") else { return 0 }
+        return pid_t(text[at.upperBound...].prefix { $0.isNumber }) ?? 0
     }
 
     func unmount() throws {
@@ -159,6 +164,54 @@ final class MountTests: CofferTestCase {
         XCTAssertTrue(log.contains(packName), "log names the pack \(packName): \(log)")
     }
 
+    /// Reading one file of a directory puts the following files into the kernel's page cache
+    /// (FUSE_NOTIFY_STORE), with exactly their bytes: a reader then gets them without a request.
+    func testReadingAFileFillsThePageCacheOfTheNextFiles() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        let names = (0..<12).map { String(format: "f%02d", $0) }
+        for (i, n) in names.enumerated() {
+            // Sizes that end mid-page, so the last partial page must come out right too.
+            try writeBytes(src.appending(n), randomBytes(20_000 + 1_000 * i + 123, seed: UInt64(300 + i)))
+        }
+        try initRepository()
+        try ok(["backup", src.description])
+        try mount()
+        let dir = inMount(src)
+        XCTAssertEqual(try Posix.readDirectory(dir).count, names.count)   // the kernel learns the inodes
+        let next = names.dropFirst().map { dir.appending($0) }
+        let pages = try next.map { (Int(try Posix.lstat($0).size) + 4095) / 4096 }
+        XCTAssertEqual(try next.map(residentPages), next.map { _ in 0 }, "nothing is cached before a read")
+        XCTAssertEqual(try TreeCompare.readAll(dir.appending(names[0])), try TreeCompare.readAll(src.appending(names[0])))
+        let deadline = Monotonic.now() + 20
+        var resident: [Int] = []
+        while Monotonic.now() < deadline {
+            resident = try next.map(residentPages)
+            if resident == pages { break }
+            usleep(10_000)   // polling interval; the deadline above bounds the wait
+        }
+        // Every page, the partial last one included, is cached and up to date.
+        XCTAssertEqual(resident, pages, "pages resident in the following files")
+        for n in names.dropFirst() {
+            XCTAssertEqual(try TreeCompare.readAll(dir.appending(n)), try TreeCompare.readAll(src.appending(n)), n)
+        }
+    }
+
+    /// Pages of `p` in the kernel's page cache (mincore over a mapping; mapping reads nothing).
+    private func residentPages(_ p: RawPath) throws -> Int {
+        let fh = try Store.FileHandle.openForReading(p)
+        defer { fh.close() }
+        let size = Int(try fh.status().size)
+        let page = 4096
+        guard size > 0, let map = mmap(nil, size, PROT_READ, MAP_SHARED, fh.fd, 0), map != MAP_FAILED else {
+            throw PosixError(errno: errno, operation: "mmap", path: p)
+        }
+        defer { munmap(map, size) }
+        var vec = [UInt8](repeating: 0, count: (size + page - 1) / page)
+        guard mincore(map, size, &vec) == 0 else { throw PosixError(errno: errno, operation: "mincore", path: p) }
+        return vec.filter { $0 & 1 != 0 }.count
+    }
+
     func testSnapshotAddedWhileMountedAppears() throws {
         let src = work.appending("src")
         try mkdirs(src)
@@ -180,6 +233,51 @@ final class MountTests: CofferTestCase {
         XCTAssertNotNil(try? Posix.lstat(mountpoint.appending("hosts").appending("h2")))
         let latest = try TreeCompare.readAll(inMount(src, "hosts/h2/latest").appending("a"))
         XCTAssertEqual(String(decoding: latest, as: UTF8.self), "two\n")
+    }
+
+    /// SIGTERM and SIGINT unmount and end the daemon, also while a reader is busy: a push to
+    /// the page cache can wait for a read that the stopped loop still has to answer.
+    func testSignalsUnmountAndEndTheDaemonDuringReads() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        for i in 0..<400 { try writeBytes(src.appending(String(format: "f%03d", i)), randomBytes(12_000 + 37 * i, seed: UInt64(i))) }
+        try initRepository()
+        try ok(["backup", src.description])
+        for sig in [SIGTERM, SIGINT] {
+            let pid = try mount()
+            XCTAssertGreaterThan(pid, 0, "mount --daemon names the daemon's pid")
+            let reader = Process()
+            reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+            reader.arguments = ["-c", "cat ./* >/dev/null 2>&1"]
+            reader.currentDirectoryURL = URL(fileURLWithPath: inMount(src).description)
+            try reader.run()
+            // Signal once the reader is under way (its first file is in the page cache).
+            let first = inMount(src).appending("f000")
+            let started = Monotonic.now() + 20
+            while Monotonic.now() < started, (try? residentPages(first)) ?? 0 == 0 { usleep(1_000) }
+            XCTAssertEqual(kill(pid, sig), 0)
+            let deadline = Monotonic.now() + 30
+            while Monotonic.now() < deadline, isRunning(pid) { usleep(10_000) }
+            XCTAssertFalse(isRunning(pid), "the daemon is still running after signal \(sig)")
+            let mounts = String(decoding: try TreeCompare.readAll(RawPath("/proc/self/mounts")), as: UTF8.self)
+            XCTAssertFalse(mounts.contains(" \(mountpoint.description) "), "still mounted after signal \(sig)")
+            mounted = false
+            // The reader ends (with an error) once the mount is gone. Before the fix it hung in
+            // the kernel, and so did the daemon's last thread: fail instead of waiting forever.
+            let readerDeadline = Monotonic.now() + 30
+            while Monotonic.now() < readerDeadline, reader.isRunning { usleep(10_000) }
+            XCTAssertFalse(reader.isRunning, "a reader of the mount is stuck after signal \(sig)")
+            if reader.isRunning { return }
+        }
+    }
+
+    /// True while any thread of `pid` is alive (a zombie leader with live threads counts).
+    private func isRunning(_ pid: pid_t) -> Bool {
+        guard let stat = try? TreeCompare.readAll(RawPath("/proc/\(pid)/stat")) else { return false }
+        let text = String(decoding: stat, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return false }
+        if !text[text.index(after: close)...].hasPrefix(" Z") { return true }
+        return ((try? Posix.readDirectory(RawPath("/proc/\(pid)/task")).count) ?? 0) > 1
     }
 
     func testMountpointErrors() throws {

@@ -132,11 +132,3 @@ public final class RepositoryLock: @unchecked Sendable {
         return n
     }
 }
-
-extension Condition {
-    /// Waits until signalled or `deadline` (CLOCK_REALTIME); true on timeout. Call with the lock held.
-    func timedWait(until deadline: timespec) -> Bool {
-        var d = deadline
-        return withUnsafeMutablePointer(to: &d) { timedWaitRaw($0) } == ETIMEDOUT
-    }
-}

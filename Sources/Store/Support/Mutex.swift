@@ -31,10 +31,23 @@ public final class Condition: @unchecked Sendable {
     public func unlock() { pthread_mutex_unlock(&m) }
     public func wait() { pthread_cond_wait(&c, &m) }
     public func broadcast() { pthread_cond_broadcast(&c) }
-    func timedWaitRaw(_ deadline: UnsafePointer<timespec>) -> Int32 { pthread_cond_timedwait(&c, &m, deadline) }
     public func withLock<R>(_ body: () throws -> R) rethrows -> R {
         pthread_mutex_lock(&m)
         defer { pthread_mutex_unlock(&m) }
         return try body()
+    }
+
+    /// Waits until signalled or `deadline` (CLOCK_REALTIME); true on timeout. Call with the lock held.
+    public func timedWait(until deadline: timespec) -> Bool {
+        var d = deadline
+        return withUnsafeMutablePointer(to: &d) { pthread_cond_timedwait(&c, &m, $0) } == ETIMEDOUT
+    }
+
+    /// The CLOCK_REALTIME instant `seconds` from now, for `timedWait(until:)`.
+    public static func deadline(in seconds: Double) -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let ns = Int(now.tv_nsec) + Int((seconds - seconds.rounded(.down)) * 1e9)
+        return timespec(tv_sec: now.tv_sec + Int(seconds) + ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
     }
 }

@@ -52,6 +52,10 @@ struct Mount: ParsableCommand {
                 // Tell the waiting parent we are ready, then detach from its terminal.
                 FileHandleOut.stdout.write("ready\n")
                 setsid()
+                // A shell starts background jobs with SIGINT ignored, and libfuse then leaves it
+                // so; the detached daemon unmounts on SIGINT as on SIGTERM.
+                signal(SIGINT, SIG_DFL)
+                signal(SIGTERM, SIG_DFL)
                 let null = open("/dev/null", O_RDWR)
                 // All inherited stdio goes: a caller reading our output to EOF must not wait for the daemon.
                 dup2(null, 0); dup2(null, 1); dup2(null, 2)
