@@ -63,9 +63,7 @@ public final class RepositoryLock: @unchecked Sendable {
     private func refreshLoop() {
         while true {
             let stop: Bool = cond.withLock {
-                var deadline = timespec()
-                clock_gettime(CLOCK_REALTIME, &deadline)
-                deadline.tv_sec += Int(RepositoryLock.refreshEvery)
+                let deadline = Condition.deadline(in: RepositoryLock.refreshEvery)
                 while !released {
                     if cond.timedWait(until: deadline) { break }
                 }
