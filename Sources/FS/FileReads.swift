@@ -76,31 +76,39 @@ extension MountFS {
             return max(done, lo + 1)
         }
         guard let start else { return }
+        // Up to 8 MiB of first extents, of at most 32 distinct blobs (small files bundled
+        // together share one) and 512 files.
         var budget: Int64 = 8 << 20
-        var picked: [(id: BlobID, name: [UInt8])] = []
+        var picked: [(id: BlobID, offset: Int64, length: Int64, name: [UInt8])] = []
+        var blobs = 0
         var i = start
-        while i < t.nodes.count && budget > 0 && picked.count < 32 {
+        while i < t.nodes.count && budget > 0 && blobs < 32 && picked.count < 512 {
             let n = t.nodes[i]
-            if n.kind == .file, case .chunk(let id, let len)? = n.content.first {
-                picked.append((id, n.name))
-                budget -= len
+            if n.kind == .file, let first = n.content.first, let (id, offset) = first.data {
+                if picked.last?.id != id { blobs += 1 }
+                picked.append((id, offset, first.length, n.name))
+                budget -= first.length
             }
             i += 1
         }
         let push = pagePusher.isActive
-        let items = lock.withLock { () -> [(BlobID, UInt64?)] in
+        let items = lock.withLock { () -> [(BlobID, PushTarget?)] in
             if prefetchedUpTo.count > 4096 { prefetchedUpTo.removeAll() }
             prefetchedUpTo[tree] = i
-            return picked.map { ($0.id, push ? children[ChildKey(parent: parentID, name: $0.name)] : nil) }
+            return picked.map { p in
+                let node = push ? children[ChildKey(parent: parentID, name: p.name)] : nil
+                return (p.id, node.map { PushTarget(inode: $0, offset: p.offset, length: p.length) })
+            }
         }
         prefetcher.enqueueSiblings(items)
     }
 
     /// Called by a prefetch thread with a sibling's first chunk: into the page cache of each
     /// node that has not been read through the daemon yet (those reads filled it already).
-    func pushLoaded(_ data: [UInt8], to nodes: [UInt64]) {
-        for ino in nodes where lock.withLock({ entries[ino].map { $0.file == nil } ?? false }) {
-            _ = pagePusher.push(ino, data)
+    func pushLoaded(_ data: [UInt8], to targets: [PushTarget]) {
+        for t in targets where lock.withLock({ entries[t.inode].map { $0.file == nil } ?? false }) {
+            guard t.offset >= 0, t.offset + t.length <= Int64(data.count) else { continue }
+            _ = pagePusher.push(t.inode, data[Int(t.offset)..<Int(t.offset + t.length)])
         }
     }
 
@@ -138,6 +146,13 @@ extension MountFS {
             case .chunk(let id, let len):
                 let data = try chunk(id, length: len, file: f, offset: start)
                 out.append(data[from..<to])
+            case .slice(let id, let at, let len):
+                let data = try blob(id, file: f, offset: start)
+                guard Int64(data.count) >= at + len else {
+                    report(id, file: f, offset: start, "chunk has \(data.count) bytes, the file needs \(at + len)")
+                    throw FSError(EIO)
+                }
+                out.append(data[(Int(at) + from)..<(Int(at) + to)])
             }
             pos = start + Int64(to)
             i += 1
@@ -169,7 +184,7 @@ extension MountFS {
         var ahead: [BlobID] = []
         var j = from
         while j < f.extents.count && ahead.count < prefetcher.depth {
-            if case .chunk(let id, _) = f.extents[j] { ahead.append(id) }
+            if let (id, _) = f.extents[j].data, ahead.last != id { ahead.append(id) }
             j += 1
         }
         prefetcher.enqueueAhead(ahead)
@@ -191,6 +206,14 @@ extension MountFS {
         let first = lock.withLock { reported.insert(id).inserted }
         if first { log("\(file.path): read error at offset \(offset): \(message)") }
     }
+}
+
+/// Where a loaded sibling chunk goes: bytes `offset..<offset+length` of it become the start of
+/// node `inode`'s page cache.
+struct PushTarget {
+    let inode: UInt64
+    let offset: Int64
+    let length: Int64
 }
 
 /// Open file handles, by number.
@@ -224,11 +247,11 @@ final class Prefetcher: @unchecked Sendable {
     private var queued = Set<BlobID>()
     private var loading = Set<BlobID>()
     private var loadWaiters = 0                   // readers blocked in waitIfLoading
-    private var pushTo: [BlobID: [UInt64]] = [:]  // sibling chunks: nodes whose page cache gets them
+    private var pushTo: [BlobID: [PushTarget]] = [:]  // sibling chunks: where in which page caches
     private var stopping = false
     private var finished = 0                      // threads that have returned from work
     private var threads: [pthread_t] = []
-    private var onPush: (([UInt8], [UInt64]) -> Void)?
+    private var onPush: (([UInt8], [PushTarget]) -> Void)?
 
     /// `threads` workers, each serving both lanes (the ahead lane first).
     init(repository: Repository, threads count: Int, depth: Int) {
@@ -246,7 +269,7 @@ final class Prefetcher: @unchecked Sendable {
     }
 
     /// Sets the receiver of each loaded sibling chunk that has nodes to push it to.
-    func setPush(_ push: @escaping ([UInt8], [UInt64]) -> Void) { cond.withLock { onPush = push } }
+    func setPush(_ push: @escaping ([UInt8], [PushTarget]) -> Void) { cond.withLock { onPush = push } }
 
     /// Queues the next chunks of a file being read sequentially (those not cached or queued).
     func enqueueAhead(_ ids: [BlobID]) {
@@ -265,7 +288,7 @@ final class Prefetcher: @unchecked Sendable {
     }
 
     /// Queues sibling chunks; those with a node are loaded even when cached, to be pushed.
-    func enqueueSiblings(_ items: [(BlobID, UInt64?)]) {
+    func enqueueSiblings(_ items: [(BlobID, PushTarget?)]) {
         guard !items.isEmpty else { return }
         cond.withLock {
             var added = false
@@ -330,7 +353,7 @@ final class Prefetcher: @unchecked Sendable {
             let data = try? repo.loadBlob(id, type: .data)
             // Wake only if a reader waits for a load: a broadcast per chunk also woke every idle
             // prefetch thread, which found nothing to do (one wasted context switch per file).
-            let (nodes, push) = cond.withLock { () -> ([UInt64]?, (([UInt8], [UInt64]) -> Void)?) in
+            let (nodes, push) = cond.withLock { () -> ([PushTarget]?, (([UInt8], [PushTarget]) -> Void)?) in
                 loading.remove(id)
                 if loadWaiters > 0 { cond.broadcast() }
                 return (pushTo.removeValue(forKey: id), onPush)
@@ -346,7 +369,7 @@ final class Prefetcher: @unchecked Sendable {
 /// installs the push once mounted and removes it before unmounting; `waitIdle` lets it wait for
 /// pushes in flight before it frees the session.
 public final class PagePusher: @unchecked Sendable {
-    public typealias Push = (UInt64, [UInt8]) -> Bool
+    public typealias Push = (UInt64, ArraySlice<UInt8>) -> Bool
     private let cond = Condition()
     private var body: Push?
     private var inFlight = 0
@@ -355,7 +378,7 @@ public final class PagePusher: @unchecked Sendable {
     var isActive: Bool { cond.withLock { body != nil } }
 
     /// Stores `bytes` as the start of node `ino`; false when nothing was stored.
-    func push(_ ino: UInt64, _ bytes: [UInt8]) -> Bool {
+    func push(_ ino: UInt64, _ bytes: ArraySlice<UInt8>) -> Bool {
         guard let p = cond.withLock({ () -> Push? in
             if body != nil { inFlight += 1 }
             return body

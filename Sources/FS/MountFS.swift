@@ -331,7 +331,7 @@ public final class MountFS: @unchecked Sendable {
                           atime: st, mtime: st, ctime: st)
         case .node(let snap, let n):
             var data: Int64 = 0
-            for case .chunk(_, let len) in n.content { data += len }
+            for e in n.content where e.data != nil { data += e.length }
             return FSAttr(ino: inode(for: n, snapshot: snap, parentIno: parentIno),
                           mode: StatMode.typeBits(n.kind) | n.permissions,
                           nlink: n.kind == .directory ? 1 : max(1, n.nlink), uid: n.uid, gid: n.gid, rdev: n.rdev,

@@ -27,6 +27,7 @@ final class TreeTests: XCTestCase {
             .hole(length: 1 << 40),
             .chunk(storeTestBlobID(0x22), length: 1),
             .hole(length: 0),
+            .slice(storeTestBlobID(0x23), offset: 300_000, length: 12_345),
         ]
         return n
     }
@@ -176,6 +177,8 @@ final class TreeTests: XCTestCase {
             ("unknown extent kind", name + field(2, [1]) + field(18, [1, 2, 5])),
             ("extent count too large", name + field(2, [1]) + field(18, [5, 1, 5])),
             ("truncated chunk extent", name + field(2, [1]) + field(18, [1, 0] + [UInt8](repeating: 1, count: 20))),
+            ("empty slice", name + field(2, [1]) + field(18, [1, 2] + [UInt8](repeating: 1, count: 32) + [5, 0])),
+            ("truncated slice", name + field(2, [1]) + field(18, [1, 2] + [UInt8](repeating: 1, count: 32) + [5])),
             ("xattr value truncated", name + field(2, [1]) + field(17, [1, 0x61, 5, 1])),
             ("field length past node end", name + [0x02, 0x05, 0x01]),
             ("truncated tag", name + [0x80]),
@@ -237,5 +240,16 @@ final class TreeTests: XCTestCase {
             + "0b020000" + "0c0100" + "0d0100" + "0e0101" + "100161"
         XCTAssertEqual(Hex.encode(tree.encoded()), golden)
         XCTAssertEqual(try Tree.decode(storeTestHex(golden), what: "golden"), tree)
+    }
+
+    /// A bundle slice (kind 2): blob id, offset, length, as FORMAT.md §8 gives them.
+    func testFrozenSliceExtent() throws {
+        var f = Node(name: Array("s".utf8), kind: .file)
+        f.size = 5
+        f.content = [.slice(storeTestBlobID(0x55), offset: 300, length: 5)]
+        let bytes = Tree(nodes: [f]).encoded()
+        let extent = "1225" + "01" + "02" + String(repeating: "55", count: 32) + "ac02" + "05"
+        XCTAssertTrue(Hex.encode(bytes).hasSuffix(extent), Hex.encode(bytes))
+        XCTAssertEqual(try Tree.decode(bytes, what: "t").nodes.first?.content, f.content)
     }
 }

@@ -27,6 +27,23 @@ public final class Archiver {
 
     struct HardlinkKey: Hashable { let device: UInt64; let inode: UInt64 }
 
+    /// Small files of the directory being saved, concatenated in name order and chunked as one
+    /// stream (a "bundle", FORMAT.md §5): each file's data becomes slices of the stream's chunks.
+    /// zstd compresses one 512 KiB chunk of text ~1.6× faster than forty 12 KiB ones (and
+    /// better), and a directory of small files becomes a few blobs instead of one per file.
+    let bundleLimit: Int                       // files smaller than this are bundled
+    let bundleBuffer: UnsafeMutableRawBufferPointer
+    var bundling = false                       // saveDirectoryContents' first pass is running
+    var bundleUsed = 0                         // bytes in bundleBuffer
+    var bundleBase: Int64 = 0                  // stream offset of bundleBuffer[0]
+    var bundleChunks: [(start: Int64, length: Int64, id: BlobID)] = []
+    struct BundledFile {
+        let slot: Int                          // index of its node in the directory's node list
+        let start: Int64, length: Int64        // where its data lies in the stream
+        let cacheRow: FileCacheEntry?          // content filled in once the stream is cut
+    }
+    var bundledFiles: [BundledFile] = []
+
     static let indexFlushBlobs = 100_000
     static let indexFlushBytes = 4 << 30
 
@@ -43,10 +60,13 @@ public final class Archiver {
         chunker = Chunker(parameters: repository.config.chunkerParameters, gear: repository.writer.gear)
         bufferSize = 2 * repository.config.chunkerMaxSize
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
+        bundleLimit = min(128 << 10, repository.config.chunkerMinSize / 2)
+        bundleBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: repository.config.chunkerMaxSize + bundleLimit, alignment: 64)
     }
 
     deinit {
         buffer.deallocate()
+        bundleBuffer.deallocate()
     }
 
     /// Runs the backup. Source-side problems (unreadable or vanished files) are recorded
@@ -127,16 +147,30 @@ public final class Archiver {
             return try saveTree(Tree(nodes: []))
         }
         let cache = try repo.catalog.fileCache(directory: path.bytes)
-        var nodes: [Node] = []
+        // Everything but subdirectories first, small files into the bundle stream; the stream
+        // is cut before descending, so only one directory's stream is ever buffered.
+        var nodes: [Node?] = []
         nodes.reserveCapacity(names.count)
+        var subdirectories: [(slot: Int, path: RawPath, name: [UInt8], status: FileStatus)] = []
+        bundling = true
         for name in names {
             let p = path.appending(name)
             if isExcluded(p, name: name) { continue }
             let st: FileStatus
             do { st = try Posix.lstat(p) } catch let e as PosixError { note(e); continue }
-            if let n = try saveEntry(p, name: name, status: st, cache: cache) { nodes.append(n) }
+            if st.kind == .directory {
+                subdirectories.append((nodes.count, p, name, st))
+                nodes.append(nil)
+            } else if let n = try saveEntry(p, name: name, status: st, cache: cache, slot: nodes.count) {
+                nodes.append(n)
+            }
         }
-        return try saveTree(Tree(nodes: nodes))
+        bundling = false
+        try finishBundle(&nodes, directory: path)
+        for d in subdirectories {
+            nodes[d.slot] = try saveEntry(d.path, name: d.name, status: d.status, cache: cache)
+        }
+        return try saveTree(Tree(nodes: nodes.compactMap { $0 }))
     }
 
     private func xattrs(_ path: RawPath) -> [Node.Xattr] {
@@ -150,12 +184,12 @@ public final class Archiver {
 
     /// Builds the node for one entry; nil when the entry could not be read (recorded as an error).
     private func saveEntry(_ path: RawPath, name: [UInt8], status st: FileStatus,
-                           cache: [[UInt8]: FileCacheEntry]) throws -> Node? {
+                           cache: [[UInt8]: FileCacheEntry], slot: Int = -1) throws -> Node? {
         var node = Node(name: name, status: st)
         node.xattrs = xattrs(path)
         switch st.kind {
         case .file:
-            do { try saveFile(path, node: &node, status: st, cache: cache) } catch let e as PosixError {
+            do { try saveFile(path, node: &node, status: st, cache: cache, slot: slot) } catch let e as PosixError {
                 note(e)
                 return nil
             }
@@ -178,7 +212,7 @@ public final class Archiver {
     }
 
     private func saveFile(_ path: RawPath, node: inout Node, status st: FileStatus,
-                          cache: [[UInt8]: FileCacheEntry]) throws {
+                          cache: [[UInt8]: FileCacheEntry], slot: Int) throws {
         summary.bytesTotal += st.size
         let key = HardlinkKey(device: st.device, inode: st.inode)
         if st.nlink > 1, let h = hardlinks[key] {
@@ -199,7 +233,13 @@ public final class Archiver {
         let fh = try FileHandle.openForReading(path)
         defer { fh.close() }
         let before = try fh.status()
-        let content = try storeContent(fh, size: before.size, sparse: before.blocks * 512 < before.size)
+        let sparse = before.blocks * 512 < before.size
+        // Not hardlinked files: another name in this directory would need the content before the cut.
+        if bundling, slot >= 0, st.nlink == 1, before.size > 0, before.size < Int64(bundleLimit), !sparse {
+            try bundle(fh, size: Int(before.size), slot: slot, node: &node, status: st, cached: cached != nil)
+            return
+        }
+        let content = try storeContent(fh, size: before.size, sparse: sparse)
         let after = try fh.status()
         node.content = content
         node.size = content.reduce(0) { $0 + $1.length }
@@ -212,6 +252,87 @@ public final class Archiver {
                                      FileCacheEntry(size: st.size, mtimeNanos: st.mtime.nanos, ctimeNanos: st.ctime.nanos,
                                                     inode: st.inode, content: content)))
         }
+    }
+
+    // MARK: - Bundles of small files
+
+    /// Appends a small file's data to the bundle stream; its node gets its content when the
+    /// stream is cut (`finishBundle`).
+    private func bundle(_ fh: FileHandle, size: Int, slot: Int, node: inout Node, status st: FileStatus, cached: Bool) throws {
+        assert(st.nlink == 1)
+        if bundleUsed + size > bundleBuffer.count { try cutBundle(final: false) }
+        var got = 0
+        while got < size {
+            let n = try fh.pread(into: UnsafeMutableRawBufferPointer(rebasing: bundleBuffer[(bundleUsed + got)..<(bundleUsed + size)]),
+                                 offset: Int64(got))
+            if n == 0 { break }   // the file shrank while we read it
+            got += n
+        }
+        summary.bytesRead += Int64(got)
+        let after = try fh.status()
+        let category: FileCategory = cached ? .changed : .new
+        count(category)
+        node.size = Int64(got)
+        let stable = after.mtime == st.mtime && after.ctime == st.ctime && after.size == Int64(got)
+        bundledFiles.append(BundledFile(
+            slot: slot, start: bundleBase + Int64(bundleUsed), length: Int64(got),
+            cacheRow: stable ? FileCacheEntry(size: st.size, mtimeNanos: st.mtime.nanos, ctimeNanos: st.ctime.nanos,
+                                              inode: st.inode, content: []) : nil))
+        bundleUsed += got
+        progress.update { $0.bytesDone += Int64(got) }
+    }
+
+    /// Cuts the buffered stream into chunks (all of it when `final`) and stores the new ones.
+    private func cutBundle(final: Bool) throws {
+        var cuts: [(start: Int, length: Int)] = []
+        var s = 0
+        while s < bundleUsed {
+            guard let cut = chunker.nextCut(UnsafeRawBufferPointer(rebasing: bundleBuffer[s..<bundleUsed]), isFinal: final) else { break }
+            cuts.append((s, cut))
+            s += cut
+        }
+        let ids = nameChunks(cuts, in: UnsafeRawBufferPointer(bundleBuffer))
+        for (i, c) in cuts.enumerated() {
+            if try !isKnown(ids[i]) {
+                try store(.data, ids[i], Array(UnsafeRawBufferPointer(rebasing: bundleBuffer[c.start..<(c.start + c.length)])))
+            }
+            bundleChunks.append((bundleBase + Int64(c.start), Int64(c.length), ids[i]))
+        }
+        if s > 0 {
+            if bundleUsed > s { memmove(bundleBuffer.baseAddress!, bundleBuffer.baseAddress! + s, bundleUsed - s) }
+            bundleUsed -= s
+            bundleBase += Int64(s)
+        }
+    }
+
+    /// Cuts the rest of the stream and gives each bundled file its slices.
+    private func finishBundle(_ nodes: inout [Node?], directory: RawPath) throws {
+        guard !bundledFiles.isEmpty else { return }
+        try cutBundle(final: true)
+        var c = 0
+        for f in bundledFiles {
+            var content: [Node.Extent] = []
+            let end = f.start + f.length
+            while c < bundleChunks.count && bundleChunks[c].start + bundleChunks[c].length <= f.start { c += 1 }
+            var k = c
+            while k < bundleChunks.count && bundleChunks[k].start < end {
+                let ch = bundleChunks[k]
+                let from = max(f.start, ch.start), to = min(end, ch.start + ch.length)
+                content.append(from == ch.start && to == ch.start + ch.length
+                               ? .chunk(ch.id, length: ch.length)
+                               : .slice(ch.id, offset: from - ch.start, length: to - from))
+                k += 1
+            }
+            nodes[f.slot]?.content = content
+            if var row = f.cacheRow, let name = nodes[f.slot]?.name {
+                row.content = content
+                pendingFileCache.append((directory.bytes, name, row))
+            }
+        }
+        bundledFiles.removeAll(keepingCapacity: true)
+        bundleChunks.removeAll(keepingCapacity: true)
+        bundleUsed = 0
+        bundleBase = 0
     }
 
     private func count(_ c: FileCategory) {
@@ -268,7 +389,7 @@ public final class Archiver {
                 cuts.append((s, cut))
                 s += cut
             }
-            let ids = nameChunks(cuts)
+            let ids = nameChunks(cuts, in: UnsafeRawBufferPointer(buffer))
             for (i, c) in cuts.enumerated() {
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[c.start..<(c.start + c.length)])
                 if try !isKnown(ids[i]) {
@@ -283,10 +404,9 @@ public final class Archiver {
         }
     }
 
-    /// HMACs of the chunks at `cuts` in `buffer`; several chunks are named on two threads.
-    private func nameChunks(_ cuts: [(start: Int, length: Int)]) -> [BlobID] {
+    /// HMACs of the chunks at `cuts` in `buf`; several chunks are named on two threads.
+    private func nameChunks(_ cuts: [(start: Int, length: Int)], in buf: UnsafeRawBufferPointer) -> [BlobID] {
         let keys = repo.writer
-        let buf = UnsafeRawBufferPointer(buffer)
         let total = cuts.reduce(0) { $0 + $1.length }
         if cuts.count < 2 || total < 1 << 20 {
             return cuts.map { keys.blobID(UnsafeRawBufferPointer(rebasing: buf[$0.start..<($0.start + $0.length)])) }

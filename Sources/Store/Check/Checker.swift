@@ -194,11 +194,17 @@ public final class Checker {
                 else { report.errors.append("snapshot \(snapshot): directory \(describe(p)) has no subtree") }
             case .file:
                 var reported = false
-                for case .chunk(let cid, _) in node.content where !reported {
+                for ext in node.content where !reported {
+                    guard let (cid, offset) = ext.data else { continue }
                     if let pack = damagedBlobs[cid] {
                         report.errors.append("snapshot \(snapshot): file \(describe(p)) is damaged (pack \(pack.prefix(12)))")
                         reported = true
-                    } else if (try? index.contains(cid)) != true {
+                    } else if let loc = try? index.lookup(cid) {
+                        if offset + ext.length > Int64(loc.rawLength) {
+                            report.errors.append("snapshot \(snapshot): file \(describe(p)): extent \(offset)+\(ext.length) beyond the \(loc.rawLength) bytes of chunk \(cid.shortHex)")
+                            reported = true
+                        }
+                    } else {
                         report.errors.append("snapshot \(snapshot): file \(describe(p)): chunk \(cid.shortHex) missing from the index")
                         reported = true
                     }

@@ -39,8 +39,13 @@ public final class Restorer {
 
     private let cond = Condition()
     /// A regular file for a worker; `created`: it already exists (empty), made by the walk.
-    private struct Job { let path: RawPath; let node: Node; let created: Bool }
+    private struct FileJob { let path: RawPath; let node: Node; let created: Bool }
+    /// Files for one worker, in order: consecutive small files whose data shares a bundle blob
+    /// go together, so the blob is decrypted and decompressed once, not once per file.
+    private typealias Job = [FileJob]
     private var jobs: [Job] = []
+    private var group: Job = []              // being assembled by the walk
+    private var groupBlob: BlobID?           // the bundle blob the group's last file ends in
     private var jobHead = 0
     private var activeJobs = 0
     private var closed = false
@@ -62,6 +67,7 @@ public final class Restorer {
         for _ in 0..<max(1, options.workers) { threads.append(PThread.start { [unowned self] in self.work() }) }
         var walkError: Error?
         do { try walk(tree: root, snapshotPath: [], target: target) } catch { walkError = error }
+        submitGroup()
         cond.withLock { closed = true; cond.broadcast() }
         for t in threads { pthread_join(t, nil) }
         if let walkError { throw walkError }
@@ -164,39 +170,61 @@ public final class Restorer {
     // MARK: - File workers
 
     private func enqueue(_ path: RawPath, _ node: Node, created: Bool) {
+        let first = node.content.first { $0.data != nil }
+        if case .slice(let id, _, _)? = first, id == groupBlob {
+            group.append(FileJob(path: path, node: node, created: created))
+        } else {
+            submitGroup()
+            group = [FileJob(path: path, node: node, created: created)]
+        }
+        if case .slice(let id, _, _)? = node.content.last(where: { $0.data != nil }) { groupBlob = id } else { groupBlob = nil }
+        if group.count >= 4096 || groupBlob == nil { submitGroup() }
+    }
+
+    private func submitGroup() {
+        guard !group.isEmpty else { return }
+        let g = group
+        group = []
+        groupBlob = nil
         cond.withLock {
-            jobs.append(Job(path: path, node: node, created: created))
+            jobs.append(g)
             cond.broadcast()
         }
     }
 
     private func work() {
+        var last: (id: BlobID, data: [UInt8])?   // the blob of the previous extent (a bundle, often)
         while true {
             let job: Job? = cond.withLock {
                 while jobHead >= jobs.count && !closed { cond.wait() }
                 guard jobHead < jobs.count else { return nil }
                 let j = jobs[jobHead]
+                jobs[jobHead] = []
                 jobHead += 1
                 return j
             }
             guard let job else { return }
-            let path = job.path, node = job.node
-            do {
-                // Data and metadata through one descriptor: no path lookups after the open.
-                let fh = try job.created ? FileHandle.openForWriting(path) : createFile(path)
-                defer { fh.close() }
-                try writeFile(fh, node)
-                applyMetadata(fh, node)
-                lock.withLock { summary.files += 1; summary.bytes += node.size }
-                progress.update { $0.files += 1; $0.bytesDone += node.size }
-            } catch let e as StoreError {
-                if e.code == .corrupt || e.code == .missing { lock.withLock { summary.damaged = true } }
-                record("\(path): \(e.message)")
-            } catch let e as PosixError {
-                record(e.description)
-            } catch {
-                record("\(error)")
-            }
+            for file in job { restoreFile(file, last: &last) }
+        }
+    }
+
+    private func restoreFile(_ job: FileJob, last: inout (id: BlobID, data: [UInt8])?) {
+        let path = job.path, node = job.node
+        do {
+            // Data and metadata through one descriptor: no path lookups after the open.
+            let fh = try job.created ? FileHandle.openForWriting(path) : createFile(path)
+            defer { fh.close() }
+            try writeFile(fh, node, last: &last)
+            applyMetadata(fh, node)
+            lock.withLock { summary.files += 1; summary.bytes += node.size }
+            progress.update { $0.files += 1; $0.bytesDone += node.size }
+        } catch let e as StoreError {
+            if e.code == .corrupt || e.code == .missing { lock.withLock { summary.damaged = true } }
+            record("\(path): \(e.message)")
+        } catch let e as PosixError {
+            record(e.description)
+        } catch {
+            record("\(error)")
         }
     }
 
@@ -211,26 +239,33 @@ public final class Restorer {
         }
     }
 
-    private func writeFile(_ fh: FileHandle, _ node: Node) throws {
+    private func writeFile(_ fh: FileHandle, _ node: Node, last: inout (id: BlobID, data: [UInt8])?) throws {
         var offset: Int64 = 0
         var written: Int64 = 0   // end of the last data written: the file's size so far
         for ext in node.content {
-            switch ext {
-            case .hole(let len):
-                offset += len
-            case .chunk(let id, let len):
-                let data = try repo.loadBlob(id, type: .data)
-                guard data.count == Int(len) else {
-                    throw StoreError(.corrupt, "chunk \(id.shortHex) has \(data.count) bytes, expected \(len)")
-                }
-                do {
-                    try data.withUnsafeBytes { try fh.pwrite($0, at: offset) }
-                } catch let e as PosixError {
-                    throw StoreError(.io, e.description)
-                }
-                offset += len
-                written = offset
+            guard let (id, from) = ext.data else {
+                offset += ext.length   // a hole
+                continue
             }
+            let data: [UInt8]
+            if let l = last, l.id == id { data = l.data } else {
+                data = try repo.loadBlob(id, type: .data)
+                last = (id, data)
+            }
+            let len = ext.length
+            if case .chunk = ext, data.count != Int(len) {
+                throw StoreError(.corrupt, "chunk \(id.shortHex) has \(data.count) bytes, expected \(len)")
+            }
+            guard Int64(data.count) >= from + len else {
+                throw StoreError(.corrupt, "chunk \(id.shortHex) has \(data.count) bytes, the file needs \(from + len)")
+            }
+            do {
+                try data.withUnsafeBytes { try fh.pwrite(UnsafeRawBufferPointer(rebasing: $0[Int(from)..<Int(from + len)]), at: offset) }
+            } catch let e as PosixError {
+                throw StoreError(.io, e.description)
+            }
+            offset += len
+            written = offset
         }
         // A trailing hole needs the size set (the file was created empty).
         if offset != written {

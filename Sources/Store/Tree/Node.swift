@@ -3,9 +3,21 @@ public struct Node: Sendable, Equatable {
     public enum Extent: Sendable, Equatable {
         case chunk(BlobID, length: Int64)   // file data stored as a data blob
         case hole(length: Int64)            // a sparse region (reads as zeros, restored as a hole)
+        /// Bytes `offset..<offset+length` of a data blob shared with other small files (a bundle).
+        case slice(BlobID, offset: Int64, length: Int64)
 
         public var length: Int64 {
-            switch self { case .chunk(_, let l), .hole(let l): return l }
+            switch self { case .chunk(_, let l), .hole(let l), .slice(_, _, let l): return l }
+        }
+
+        /// The data blob holding this extent's bytes, and where in its plaintext they start;
+        /// nil for a hole.
+        public var data: (id: BlobID, offset: Int64)? {
+            switch self {
+            case .chunk(let id, _): return (id, 0)
+            case .slice(let id, let offset, _): return (id, offset)
+            case .hole: return nil
+            }
         }
     }
     public struct Xattr: Sendable, Equatable {

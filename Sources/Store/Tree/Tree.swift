@@ -69,6 +69,7 @@ public struct Tree: Sendable, Equatable {
                     switch e {
                     case .chunk(let id, let len): w.u8(0); w.blobID(id); w.varint(UInt64(len))
                     case .hole(let len): w.u8(1); w.varint(UInt64(len))
+                    case .slice(let id, let off, let len): w.u8(2); w.blobID(id); w.varint(UInt64(off)); w.varint(UInt64(len))
                     }
                 }
             }
@@ -135,6 +136,11 @@ public struct Tree: Sendable, Equatable {
                     switch try v.u8() {
                     case 0: n.content.append(.chunk(try v.blobID(), length: Int64(try v.int(max: Int.max))))
                     case 1: n.content.append(.hole(length: Int64(try v.int(max: Int.max))))
+                    case 2:
+                        let id = try v.blobID()
+                        let off = Int64(try v.int(max: Int.max)), len = Int64(try v.int(max: Int.max))
+                        guard len > 0, off <= Int64.max - len else { throw StoreError(.corrupt, "\(what): bad slice extent") }
+                        n.content.append(.slice(id, offset: off, length: len))
                     default: throw StoreError(.corrupt, "\(what): unknown extent kind")
                     }
                 }
