@@ -148,13 +148,13 @@ struct OutputOptions: ParsableArguments {
     var showProgress: Bool { !json && !quiet && Console.stdoutIsTTY }
 }
 
-/// scrypt parameters for a new passphrase slot from `--kdf-memory` (nil: the default cost).
+/// Argon2id parameters for a new passphrase slot from `--kdf-memory` (nil: the default cost).
 func kdfParameters(memory: String?) throws -> KDFParameters {
-    guard let m = memory else { return .scrypt(memoryBytes: KDFParameters.defaultMemory) }
-    guard let v = parseSize(m), v >= 1 << 20, v <= 2 << 30 else {
-        throw ValidationError("--kdf-memory: expected a size between 1MiB and 2GiB, like 64MiB")
+    guard let m = memory else { return .argon2id(memoryBytes: KDFParameters.defaultMemory) }
+    guard let v = parseSize(m), v >= 1 << 20, v <= 4 << 30 else {
+        throw ValidationError("--kdf-memory: expected a size between 1MiB and 4GiB, like 64MiB")
     }
-    return .scrypt(memoryBytes: v)
+    return .argon2id(memoryBytes: v)
 }
 
 /// Parses sizes like "64MiB", "1G", "512k", "1048576".

@@ -32,8 +32,8 @@ final class KeyRepositoryTests: XCTestCase {
         // 128·r·N never exceeds the budget and is the largest power of two that fits.
         for mb in [1, 3, 16, 64, 128, 1000] {
             let p = KDFParameters.scrypt(memoryBytes: mb << 20)
-            XCTAssertLessThanOrEqual(128 * p.r * p.n, UInt64(mb << 20), "\(mb) MiB")
-            XCTAssertGreaterThan(128 * p.r * p.n * 2, UInt64(mb << 20), "\(mb) MiB")
+            XCTAssertLessThanOrEqual(128 * p.r! * p.n!, UInt64(mb << 20), "\(mb) MiB")
+            XCTAssertGreaterThan(128 * p.r! * p.n! * 2, UInt64(mb << 20), "\(mb) MiB")
         }
         XCTAssertEqual(KDFParameters.scrypt(memoryBytes: 128 << 20).n, 1 << 17)
     }
@@ -63,10 +63,40 @@ final class KeyRepositoryTests: XCTestCase {
 
         // Independently of KeyFile: KEK = scrypt(passphrase, salt, N, r, p, 32), AES-KW unwrap gives the master.
         let kdf = try XCTUnwrap(decoded.kdf)
-        let kek = try Scrypt.deriveKey(password: pass, salt: Array(Data(base64Encoded: kdf.salt)!), n: kdf.n, r: kdf.r,
-                                       p: kdf.p, length: 32)
+        let kek = try Scrypt.deriveKey(password: pass, salt: Array(Data(base64Encoded: kdf.salt)!), n: try XCTUnwrap(kdf.n),
+                                       r: try XCTUnwrap(kdf.r), p: kdf.p, length: 32)
         XCTAssertEqual(try AESKeyWrap.unwrap(kek: kek, wrapped: Array(Data(base64Encoded: decoded.wrappedKey!)!)),
                        StoreTestKeys.masterBytes)
+    }
+
+    /// New slots use Argon2id: "kdf": {"name": "argon2id", "t", "m" (KiB), "p", "salt"}, and
+    /// KEK = Argon2id(passphrase, salt, t, m, p, 32) unwraps the master (FORMAT.md §3).
+    func testArgon2idSlotLayoutAndIndependentUnwrap() throws {
+        let pass = Array("correct horse".utf8)
+        let slot = try KeyFile.passphrase(pass, master: SecretBytes(StoreTestKeys.masterBytes),
+                                          repositoryID: StoreTestKeys.repositoryID, kdf: .argon2id(memoryBytes: 1 << 20), label: nil)
+        let json = try JSONSerialization.jsonObject(with: Data(try slot.encoded())) as? [String: Any]
+        let kdfJSON = try XCTUnwrap(json?["kdf"] as? [String: Any])
+        XCTAssertEqual(kdfJSON["name"] as? String, "argon2id")
+        XCTAssertEqual(kdfJSON["t"] as? Int, 3)
+        XCTAssertEqual(kdfJSON["m"] as? Int, 1024)
+        XCTAssertEqual(kdfJSON["p"] as? Int, 4)
+        XCTAssertNil(kdfJSON["n"])
+        XCTAssertEqual(Data(base64Encoded: kdfJSON["salt"] as? String ?? "")?.count, 32)
+
+        let decoded = try KeyFile.decode(try slot.encoded(), name: "keys/x")
+        XCTAssertEqual(try XCTUnwrap(try decoded.unlock(pass)).copyBytes(), StoreTestKeys.masterBytes)
+        XCTAssertNil(try decoded.unlock(Array("correct horse ".utf8)))
+        let kdf = try XCTUnwrap(decoded.kdf)
+        let kek = try Argon2id.deriveKey(password: pass, salt: Array(Data(base64Encoded: kdf.salt)!), iterations: 3,
+                                         memoryKiB: 1024, lanes: 4, length: 32)
+        XCTAssertEqual(try AESKeyWrap.unwrap(kek: kek, wrapped: Array(Data(base64Encoded: decoded.wrappedKey!)!)),
+                       StoreTestKeys.masterBytes)
+
+        var hostile = decoded; hostile.kdf?.m = 8 << 20   // 8 GiB
+        assertStoreError(.corrupt) { try hostile.unlock(pass) }
+        var noPasses = decoded; noPasses.kdf?.t = nil
+        assertStoreError(.corrupt) { try noPasses.unlock(pass) }
     }
 
     func testWrongPassphraseReturnsNil() throws {
@@ -97,8 +127,10 @@ final class KeyRepositoryTests: XCTestCase {
         assertStoreError(.corrupt) { try badKDF.unlock([1]) }
         var hugeKDF = slot; hugeKDF.kdf?.n = 1 << 30
         assertStoreError(.corrupt) { try hugeKDF.unlock([1]) }
-        var argon = slot; argon.kdf?.name = "argon2id"
-        assertStoreError(.unsupported) { try argon.unlock([1]) }
+        var argon = slot; argon.kdf?.name = "argon2id"   // scrypt's fields under Argon2id's name
+        assertStoreError(.corrupt) { try argon.unlock([1]) }
+        var bcrypt = slot; bcrypt.kdf?.name = "bcrypt"
+        assertStoreError(.unsupported) { try bcrypt.unlock([1]) }
         slot.wrappedKey = Data([UInt8](repeating: 0, count: 72)).base64EncodedString()
         XCTAssertNil(try slot.unlock([1]), "a damaged wrapped key fails the RFC 3394 integrity check")
         assertStoreError(.corrupt) { try KeyFile.decode(Array("{\"kind\": 3}".utf8), name: "keys/x") }

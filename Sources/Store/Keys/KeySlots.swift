@@ -101,7 +101,7 @@ extension Repository {
     }
 
     /// Replaces passphrase slot `name` with a new slot for `passphrase` (same label; `kdf`, or the
-    /// old slot's scrypt cost with a fresh salt): the new slot is written first, then the old one
+    /// old slot's KDF and cost with a fresh salt): the new slot is written first, then the old one
     /// removed. Returns the new slot's name.
     public func changePassphrase(slot name: String, to passphrase: [UInt8], kdf: KDFParameters?) throws -> String {
         let all = try keySlots()
@@ -111,8 +111,8 @@ extension Repository {
         guard let old = entry.slot, old.kind == "passphrase", old.repository == config.id else {
             throw StoreError(.invalidArgument, "key slot \(entry.shortID) is not a passphrase slot of this repository")
         }
-        var params = kdf ?? KDFParameters.scrypt(memoryBytes: KDFParameters.defaultMemory)
-        if kdf == nil, let o = old.kdf, o.name == "scrypt" { params = o.withFreshSalt() }
+        var params = kdf ?? KDFParameters.argon2id(memoryBytes: KDFParameters.defaultMemory)
+        if kdf == nil, let o = old.kdf, ["argon2id", "scrypt"].contains(o.name) { params = o.withFreshSalt() }
         let newName = try addPassphraseSlot(passphrase, kdf: params, label: old.label)
         do { try backend.delete(try ObjectName(.keys, name)) } catch let e as BackendError {
             throw StoreError(.io, "new key slot \(newName.prefix(8)) written, but removing the old slot \(entry.shortID) failed: \(e.description)")

@@ -4,7 +4,7 @@ import Crypto
 /// A read-capable key file (`coffer key export-key --output FILE`): the master secret of one
 /// key generation in a 0600 file, for unattended commands (a restore host, a mount started at
 /// boot) that should neither type a passphrase nor keep one in a file, and that skip the
-/// scrypt cost of a passphrase. It is as powerful as the recovery sheet: whoever holds it reads
+/// KDF cost of a passphrase. It is as powerful as the recovery sheet: whoever holds it reads
 /// everything. The repository keeps a public record (`key-file` in `keys/`) so that `key list`
 /// shows it and `key remove` withdraws it from honest clients; after `key rotate` it is outdated.
 public struct MasterKeyFile: Codable, Sendable {

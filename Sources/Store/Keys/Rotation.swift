@@ -227,7 +227,7 @@ extension Repository {
         var newSlots: [KeyFile] = []
         if let o = opened?.slot, o.kind == "passphrase" {
             guard let passphrase else { throw StoreError(.invalidArgument, "key rotate needs the passphrase of the slot it opened with") }
-            let kdf = o.kdf?.withFreshSalt() ?? KDFParameters.scrypt(memoryBytes: KDFParameters.defaultMemory)
+            let kdf = o.kdf?.withFreshSalt() ?? KDFParameters.argon2id(memoryBytes: KDFParameters.defaultMemory)
             newSlots.append(try KeyFile.passphrase(passphrase, master: master, repositoryID: config.idBytes, kdf: kdf,
                                                    label: o.label, generation: generation))
         }
@@ -237,7 +237,7 @@ extension Repository {
                   m.withUnsafeBytes({ a in keys.master.withUnsafeBytes { b in a.elementsEqual(b) } }) else {
                 throw StoreError(.wrongPassword, "the passphrase given for key slot \(e.shortID) does not open it; nothing was changed")
             }
-            let kdf = slot.kdf?.withFreshSalt() ?? KDFParameters.scrypt(memoryBytes: KDFParameters.defaultMemory)
+            let kdf = slot.kdf?.withFreshSalt() ?? KDFParameters.argon2id(memoryBytes: KDFParameters.defaultMemory)
             newSlots.append(try KeyFile.passphrase(p, master: master, repositoryID: config.idBytes, kdf: kdf,
                                                    label: slot.label, generation: generation))
         }

@@ -12,7 +12,7 @@ struct Init: ParsableCommand {
     @OptionGroup var repository: RepositoryOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("scrypt memory for the passphrase slot (default 64MiB, p=2; more is slower to attack).", valueName: "size"))
+    @Option(help: ArgumentHelp("Argon2id memory for the passphrase slot (default 64MiB, t=3, p=4; more is slower to attack).", valueName: "size"))
     var kdfMemory: String?
 
     @Option(help: "A label for the first key slot.")
@@ -21,15 +21,11 @@ struct Init: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let backend = try repository.backend()
-            var memory = KDFParameters.defaultMemory
-            if let m = kdfMemory {
-                guard let v = parseSize(m), v >= 1 << 20 else { throw ValidationError("--kdf-memory: expected a size of at least 1MiB, like 64MiB") }
-                memory = v
-            }
+            let kdf = try kdfParameters(memory: kdfMemory)
             var pass = try Passphrase.new(repository)
             defer { for i in pass.indices { pass[i] = 0 } }
             guard !pass.isEmpty else { throw StoreError(.invalidArgument, "refusing an empty passphrase") }
-            let config = try Repository.create(backend: backend, passphrase: pass, kdf: .scrypt(memoryBytes: memory), label: label)
+            let config = try Repository.create(backend: backend, passphrase: pass, kdf: kdf, label: label)
             if output.json {
                 Console.print(JSON.encode(["id": config.id, "location": backend.location, "version": "\(config.version)"]))
             } else if !output.quiet {

@@ -115,7 +115,7 @@ struct KeyCommand: ParsableCommand {
         @Option(help: "A label for the new slot (shown by 'key list').")
         var label: String?
 
-        @Option(help: ArgumentHelp("scrypt memory for the new slot (default 64MiB, p=2).", valueName: "size"))
+        @Option(help: ArgumentHelp("Argon2id memory for the new slot (default 64MiB, t=3, p=4).", valueName: "size"))
         var kdfMemory: String?
 
         @Option(name: .customLong("gpg-recipient"),
@@ -189,7 +189,7 @@ struct KeyCommand: ParsableCommand {
             abstract: "Change a slot's passphrase (default: the slot your passphrase opened).",
             discussion: """
                 Writes a new slot with the new passphrase and the same label, then deletes the old slot, so the \
-                slot id changes. Without --kdf-memory the new slot keeps the old slot's scrypt cost.
+                slot id changes. Without --kdf-memory the new slot keeps the old slot's KDF and cost.
                 """)
 
         @OptionGroup var repository: RepositoryOptions
@@ -198,7 +198,7 @@ struct KeyCommand: ParsableCommand {
         @Argument(help: ArgumentHelp("The slot's id or a unique prefix of it.", valueName: "slot-id"))
         var slot: String?
 
-        @Option(help: ArgumentHelp("scrypt memory for the new slot (default: the old slot's).", valueName: "size"))
+        @Option(help: ArgumentHelp("Argon2id memory for the new slot (default: the old slot's KDF and cost).", valueName: "size"))
         var kdfMemory: String?
 
         func run() throws {
@@ -235,7 +235,7 @@ struct KeyCommand: ParsableCommand {
             abstract: "Write a key file that opens the repository without a passphrase (for unattended reading and writing).",
             discussion: """
                 Use it with --key-file FILE or COFFER_KEY_FILE on a machine that must run unattended with full \
-                access (restores, checks, a mount started at boot): no prompt, no passphrase file, no scrypt \
+                access (restores, checks, a mount started at boot): no prompt, no passphrase file, no KDF \
                 delay. It holds the master key, like the recovery sheet: whoever reads it reads every backup. \
                 The file is created with mode 0600 (never overwriting one); the repository records it in keys/ \
                 ('coffer key list'), 'coffer key remove' withdraws it, and 'coffer key rotate' outdates it. \
@@ -435,7 +435,7 @@ struct KeyCommand: ParsableCommand {
         @Option(help: "A label for the new slot.")
         var label: String = "recovery"
 
-        @Option(help: ArgumentHelp("scrypt memory for the new slot (default 64MiB, p=2).", valueName: "size"))
+        @Option(help: ArgumentHelp("Argon2id memory for the new slot (default 64MiB, t=3, p=4).", valueName: "size"))
         var kdfMemory: String?
 
         func run() throws {
