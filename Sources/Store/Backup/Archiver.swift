@@ -284,19 +284,10 @@ public final class Archiver {
 
     /// Cuts the buffered stream into chunks (all of it when `final`) and stores the new ones.
     private func cutBundle(final: Bool) throws {
-        var cuts: [(start: Int, length: Int)] = []
         var s = 0
-        while s < bundleUsed {
-            guard let cut = chunker.nextCut(UnsafeRawBufferPointer(rebasing: bundleBuffer[s..<bundleUsed]), isFinal: final) else { break }
-            cuts.append((s, cut))
-            s += cut
-        }
-        let ids = nameChunks(cuts, in: UnsafeRawBufferPointer(bundleBuffer))
-        for (i, c) in cuts.enumerated() {
-            if try !isKnown(ids[i]) {
-                try store(.data, ids[i], Array(UnsafeRawBufferPointer(rebasing: bundleBuffer[c.start..<(c.start + c.length)])))
-            }
-            bundleChunks.append((bundleBase + Int64(c.start), Int64(c.length), ids[i]))
+        for c in try storeChunks(bundleBuffer, from: 0, to: bundleUsed, final: final) {
+            bundleChunks.append((bundleBase + Int64(c.start), Int64(c.length), c.id))
+            s = c.start + c.length
         }
         if s > 0 {
             if bundleUsed > s { memmove(bundleBuffer.baseAddress!, bundleBuffer.baseAddress! + s, bundleUsed - s) }
@@ -381,27 +372,39 @@ public final class Archiver {
                 }
                 if pos >= limit { eof = true }
             }
-            // Cut everything the buffer holds, name the chunks (HMAC) in parallel, then dedup in order.
-            var cuts: [(start: Int, length: Int)] = []
             var s = start
-            while s < end {
-                guard let cut = chunker.nextCut(UnsafeRawBufferPointer(rebasing: buffer[s..<end]), isFinal: eof) else { break }
-                cuts.append((s, cut))
-                s += cut
-            }
-            let ids = nameChunks(cuts, in: UnsafeRawBufferPointer(buffer))
-            for (i, c) in cuts.enumerated() {
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[c.start..<(c.start + c.length)])
-                if try !isKnown(ids[i]) {
-                    try store(.data, ids[i], Array(chunk))
-                }
-                extents.append(.chunk(ids[i], length: Int64(c.length)))
+            for c in try storeChunks(buffer, from: start, to: end, final: eof) {
+                extents.append(.chunk(c.id, length: Int64(c.length)))
                 consumed += Int64(c.length)
                 progress.update { $0.bytesDone += Int64(c.length); $0.bytesRead += Int64(c.length) }
+                s = c.start + c.length
             }
             start = s
             if eof && start >= end { return consumed }
         }
+    }
+
+    /// Cuts `buf[from..<to]` into chunks (up to `to` when `final`, else up to the last cut the
+    /// data decides), names them (HMAC, in parallel) and stores the new ones, in order.
+    private func storeChunks(_ buf: UnsafeMutableRawBufferPointer, from: Int, to: Int,
+                             final: Bool) throws -> [(start: Int, length: Int, id: BlobID)] {
+        var cuts: [(start: Int, length: Int)] = []
+        var s = from
+        while s < to {
+            guard let cut = chunker.nextCut(UnsafeRawBufferPointer(rebasing: buf[s..<to]), isFinal: final) else { break }
+            cuts.append((s, cut))
+            s += cut
+        }
+        let ids = nameChunks(cuts, in: UnsafeRawBufferPointer(buf))
+        var out: [(start: Int, length: Int, id: BlobID)] = []
+        out.reserveCapacity(cuts.count)
+        for (i, c) in cuts.enumerated() {
+            if try !isKnown(ids[i]) {
+                try store(.data, ids[i], Array(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)])))
+            }
+            out.append((c.start, c.length, ids[i]))
+        }
+        return out
     }
 
     /// HMACs of the chunks at `cuts` in `buf`; several chunks are named on two threads.
