@@ -122,6 +122,41 @@ final class BundleTests: XCTestCase {
         XCTAssertEqual(report.errors, [])
     }
 
+    /// A directory with more small files than the stream buffer holds (8 MiB + 128 KiB) is cut
+    /// in several passes: offsets carry over from one pass to the next.
+    func testADirectoryLargerThanTheStreamBufferIsCutInPasses() throws {
+        let src = dir.appending("src")
+        XCTAssertEqual(src.withCString { mkdir($0, 0o755) }, 0)
+        let sizes = storeTestBytes(count: 700, seed: 99)
+        var total = 0
+        for i in 0..<700 {
+            let size = 2000 + Int(sizes[i]) * 180 + i % 7      // 2 – 48 KB, ~25 KB on average
+            files[String(format: "h%04d", i)] = text(size, seed: 7000 + UInt64(i))
+            total += size
+        }
+        XCTAssertGreaterThan(total, 14 << 20)
+        for (name, bytes) in files { storeTestWriteFile(src.appending(name), bytes) }
+        let repo = try openRepository()
+        let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
+        let top = try nodes(repo, snapshot: result.snapshotID, at: src)
+        var blobs = Set<BlobID>()
+        for (name, bytes) in files {
+            let n = try XCTUnwrap(top[name])
+            XCTAssertEqual(n.content.reduce(0) { $0 + $1.length }, Int64(bytes.count), name)
+            for e in n.content { blobs.insert(try XCTUnwrap(e.data).id) }
+        }
+        XCTAssertGreaterThan(blobs.count, 4, "14 MiB of small files is several chunks")
+        XCTAssertLessThan(blobs.count, 60)
+        let target = dir.appending("restore")
+        let summary = try Restorer(repository: repo, options: .init(target: target)).run(snapshot: try repo.findSnapshot(result.snapshotID))
+        XCTAssertEqual(summary.errors, [])
+        let restored = target.appending(src.description.dropFirst().description)
+        for (name, bytes) in files {
+            XCTAssertEqual(storeTestReadFile(restored.appending(name)), bytes, "restored \(name)")
+        }
+        XCTAssertEqual(try Checker(repository: repo).run(readData: true).errors, [])
+    }
+
     func testAChangedSmallFileIsStoredAloneAndTheOthersKeepTheirSlices() throws {
         let src = makeSource()
         let repo = try openRepository()
