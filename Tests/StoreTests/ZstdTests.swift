@@ -28,6 +28,27 @@ final class ZstdTests: XCTestCase {
         }
     }
 
+    /// The trial on the first bytes decides; a compressible input is then compressed exactly
+    /// once into one frame that declares its size, and the context stays usable.
+    func testCompressIfShrinking() throws {
+        let compressor = ZstdCompressor(level: 1)
+        let decompressor = ZstdDecompressor()
+        func run(_ data: [UInt8], sample: Int = 65_536) -> [UInt8]? {
+            data.withUnsafeBytes { compressor.compressIfShrinking($0, sampleSize: sample, percent: 94) { Array($0) } }
+        }
+        XCTAssertNil(run(randomBytes(300_000)), "random data is left alone")
+        for data in [text, Array(text.prefix(1000)), text + randomBytes(200_000)] {   // longer, shorter than the sample
+            let frame = try XCTUnwrap(run(data))
+            XCTAssertEqual(try frame.withUnsafeBytes { try decompressor.decompress($0, expectedSize: data.count) }, data)
+        }
+        XCTAssertLessThan(try XCTUnwrap(run(text)).count, text.count / 10)
+        // Text after an incompressible sample is not compressed: the sample decides.
+        XCTAssertNil(run(randomBytes(70_000) + text), "the sample is what decides")
+        // After a refusal and a frame, one-shot compression on the same context still works.
+        let again = text.withUnsafeBytes { compressor.compress($0) }
+        XCTAssertEqual(try again.withUnsafeBytes { try decompressor.decompress($0, expectedSize: text.count) }, text)
+    }
+
     func testRoundTripAtOtherLevels() throws {
         for level: Int32 in [-5, 1, 19, 1000] {
             let compressed = Zstd.compress(text, level: level)

@@ -61,6 +61,50 @@ public final class ZstdCompressor {
             }
         }
     }
+
+    /// Compresses `src` into one frame (content size in the header) unless its first
+    /// `sampleSize` bytes do not shrink: the sample is compressed and flushed first, and if
+    /// that output is not below `percent` % of the sample, nil is returned without touching the
+    /// rest (incompressible data costs one small trial). Otherwise the frame is finished from
+    /// where the sample ended, so no byte is compressed twice. `body` gets the frame in place
+    /// (valid only during the call). Wraps ZSTD_compressStream2 (ZSTD_e_flush, then ZSTD_e_end).
+    public func compressIfShrinking<R>(_ src: UnsafeRawBufferPointer, sampleSize: Int, percent: Int,
+                                       _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        let bound = ZSTD_compressBound(src.count)
+        precondition(ZSTD_isError(bound) == 0, "zstd: input of \(src.count) bytes is too large")
+        if scratch.count < bound {
+            scratch = [UInt8](repeating: 0, count: bound)
+        }
+        let context = self.context
+        return try withNonNullBase(src) { srcBase in
+            try scratch.withUnsafeMutableBytes { dst -> R? in
+                zstdCheck(ZSTD_CCtx_reset(context, ZSTD_reset_session_only), "ZSTD_CCtx_reset")
+                zstdCheck(ZSTD_CCtx_setPledgedSrcSize(context, UInt64(src.count)), "ZSTD_CCtx_setPledgedSrcSize")
+                let sample = min(sampleSize, src.count)
+                var output = ZSTD_outBuffer(dst: dst.baseAddress, size: bound, pos: 0)
+                var input = ZSTD_inBuffer(src: srcBase, size: sample, pos: 0)
+                let mode = sample == src.count ? ZSTD_e_end : ZSTD_e_flush
+                var left = 1
+                while left != 0 {
+                    left = ZSTD_compressStream2(context, &output, &input, mode)
+                    zstdCheck(left, "ZSTD_compressStream2")
+                }
+                guard output.pos * 100 < sample * percent else {
+                    zstdCheck(ZSTD_CCtx_reset(context, ZSTD_reset_session_only), "ZSTD_CCtx_reset")
+                    return nil
+                }
+                if sample < src.count {
+                    input = ZSTD_inBuffer(src: srcBase, size: src.count, pos: sample)
+                    left = 1
+                    while left != 0 {
+                        left = ZSTD_compressStream2(context, &output, &input, ZSTD_e_end)
+                        zstdCheck(left, "ZSTD_compressStream2")
+                    }
+                }
+                return try body(UnsafeRawBufferPointer(rebasing: dst[0..<output.pos]))
+            }
+        }
+    }
 }
 
 /// Reusable decompression context (ZSTD_DCtx); not thread-safe — one per thread.

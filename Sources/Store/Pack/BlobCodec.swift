@@ -2,8 +2,9 @@
 ///
 /// Envelope plaintext = payload || 1 byte compression (0 = none, 1 = zstd frame). The flag is
 /// last so a reader strips it without moving the payload.
-/// Compression is skipped for incompressible data: the first 64 KiB are trial-compressed
-/// and the chunk is stored raw unless that sample shrinks below 94 %.
+/// Compression is skipped for incompressible data: the first 64 KiB are compressed first and
+/// the chunk is stored raw unless they shrink below 94 %; otherwise the frame goes on from
+/// there (`ZstdCompressor.compressIfShrinking`), and is kept if the whole chunk shrank.
 public enum BlobCodec {
     static let sampleSize = 64 << 10
 
@@ -11,30 +12,14 @@ public enum BlobCodec {
                               compressor: ZstdCompressor, sealer: Sealer) throws -> [UInt8] {
         let context = EnvelopeContext.blob(type, id)
         if plaintext.count >= 128 {
-            let sampleLen = min(plaintext.count, sampleSize)
-            let sample = UnsafeRawBufferPointer(rebasing: plaintext[0..<sampleLen])
             // Frames are sealed where zstd wrote them, followed by the flag byte: no copies.
-            let trial: Trial = try compressor.compress(sample) { frame in
-                guard frame.count * 100 < sampleLen * 94 else { return .incompressible }
-                guard sampleLen < plaintext.count else { return .sealed(try seal(frame, flag: 1, context, sealer)) }
-                return .compressible
+            let sealed: [UInt8]?? = try compressor.compressIfShrinking(plaintext, sampleSize: sampleSize, percent: 94) { frame in
+                frame.count < plaintext.count ? try seal(frame, flag: 1, context, sealer) : nil
             }
-            switch trial {
-            case .sealed(let envelope):
-                return envelope
-            case .compressible:
-                let whole: [UInt8]? = try compressor.compress(plaintext) { frame in
-                    frame.count < plaintext.count ? try seal(frame, flag: 1, context, sealer) : nil
-                }
-                if let whole { return whole }
-            case .incompressible:
-                break
-            }
+            if let sealed = sealed ?? nil { return sealed }
         }
         return try seal(plaintext, flag: 0, context, sealer)
     }
-
-    private enum Trial { case incompressible, compressible, sealed([UInt8]) }
 
     private static func seal(_ payload: UnsafeRawBufferPointer, flag: UInt8, _ context: [UInt8],
                              _ sealer: Sealer) throws -> [UInt8] {
