@@ -47,18 +47,25 @@ public final class ZstdCompressor {
     /// Compresses `src` like `compress(_:)` and passes the frame to `body` in place, inside the
     /// scratch buffer (valid only during the call; the next compression overwrites it).
     public func compress<R>(_ src: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let context = self.context
+        return try withScratch(src) { srcBase, dst in
+            let written = ZSTD_compress2(context, dst.baseAddress, dst.count, srcBase, src.count)
+            zstdCheck(written, "ZSTD_compress2")
+            return try body(UnsafeRawBufferPointer(rebasing: dst[0..<written]))
+        }
+    }
+
+    /// Calls `body` with `src`'s base address and the scratch buffer, grown to at least
+    /// `ZSTD_compressBound(src.count)` bytes (the slice passed is exactly that long).
+    private func withScratch<R>(_ src: UnsafeRawBufferPointer,
+                                _ body: (UnsafeRawPointer, UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
         let bound = ZSTD_compressBound(src.count)
         precondition(ZSTD_isError(bound) == 0, "zstd: input of \(src.count) bytes is too large")
         if scratch.count < bound {
             scratch = [UInt8](repeating: 0, count: bound)
         }
-        let context = self.context
         return try withNonNullBase(src) { srcBase in
-            try scratch.withUnsafeMutableBytes { dst in
-                let written = ZSTD_compress2(context, dst.baseAddress, bound, srcBase, src.count)
-                zstdCheck(written, "ZSTD_compress2")
-                return try body(UnsafeRawBufferPointer(rebasing: dst[0..<written]))
-            }
+            try scratch.withUnsafeMutableBytes { try body(srcBase, UnsafeMutableRawBufferPointer(rebasing: $0[0..<bound])) }
         }
     }
 
@@ -70,39 +77,27 @@ public final class ZstdCompressor {
     /// (valid only during the call). Wraps ZSTD_compressStream2 (ZSTD_e_flush, then ZSTD_e_end).
     public func compressIfShrinking<R>(_ src: UnsafeRawBufferPointer, sampleSize: Int, percent: Int,
                                        _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
-        let bound = ZSTD_compressBound(src.count)
-        precondition(ZSTD_isError(bound) == 0, "zstd: input of \(src.count) bytes is too large")
-        if scratch.count < bound {
-            scratch = [UInt8](repeating: 0, count: bound)
-        }
         let context = self.context
-        return try withNonNullBase(src) { srcBase in
-            try scratch.withUnsafeMutableBytes { dst -> R? in
-                zstdCheck(ZSTD_CCtx_reset(context, ZSTD_reset_session_only), "ZSTD_CCtx_reset")
-                zstdCheck(ZSTD_CCtx_setPledgedSrcSize(context, UInt64(src.count)), "ZSTD_CCtx_setPledgedSrcSize")
-                let sample = min(sampleSize, src.count)
-                var output = ZSTD_outBuffer(dst: dst.baseAddress, size: bound, pos: 0)
-                var input = ZSTD_inBuffer(src: srcBase, size: sample, pos: 0)
-                let mode = sample == src.count ? ZSTD_e_end : ZSTD_e_flush
+        return try withScratch(src) { srcBase, dst -> R? in
+            zstdCheck(ZSTD_CCtx_reset(context, ZSTD_reset_session_only), "ZSTD_CCtx_reset")
+            zstdCheck(ZSTD_CCtx_setPledgedSrcSize(context, UInt64(src.count)), "ZSTD_CCtx_setPledgedSrcSize")
+            var output = ZSTD_outBuffer(dst: dst.baseAddress, size: dst.count, pos: 0)
+            func feed(upTo end: Int, from start: Int, _ mode: ZSTD_EndDirective) {
+                var input = ZSTD_inBuffer(src: srcBase, size: end, pos: start)
                 var left = 1
-                while left != 0 {
+                while left != 0 {   // the output has room for everything: this ends
                     left = ZSTD_compressStream2(context, &output, &input, mode)
                     zstdCheck(left, "ZSTD_compressStream2")
                 }
-                guard output.pos * 100 < sample * percent else {
-                    zstdCheck(ZSTD_CCtx_reset(context, ZSTD_reset_session_only), "ZSTD_CCtx_reset")
-                    return nil
-                }
-                if sample < src.count {
-                    input = ZSTD_inBuffer(src: srcBase, size: src.count, pos: sample)
-                    left = 1
-                    while left != 0 {
-                        left = ZSTD_compressStream2(context, &output, &input, ZSTD_e_end)
-                        zstdCheck(left, "ZSTD_compressStream2")
-                    }
-                }
-                return try body(UnsafeRawBufferPointer(rebasing: dst[0..<output.pos]))
             }
+            let sample = min(sampleSize, src.count)
+            feed(upTo: sample, from: 0, sample == src.count ? ZSTD_e_end : ZSTD_e_flush)
+            guard output.pos * 100 < sample * percent else {
+                zstdCheck(ZSTD_CCtx_reset(context, ZSTD_reset_session_only), "ZSTD_CCtx_reset")
+                return nil
+            }
+            if sample < src.count { feed(upTo: src.count, from: sample, ZSTD_e_end) }
+            return try body(UnsafeRawBufferPointer(rebasing: dst[0..<output.pos]))
         }
     }
 }
