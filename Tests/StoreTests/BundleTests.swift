@@ -157,6 +157,21 @@ final class BundleTests: XCTestCase {
         XCTAssertEqual(try Checker(repository: repo).run(readData: true).errors, [])
     }
 
+    /// How a file's range of the stream maps onto the chunks cut from it.
+    func testExtentsOfAStreamRange() {
+        let a = storeTestBlobID(0xa), b = storeTestBlobID(0xb)
+        let chunks: [(start: Int64, length: Int64, id: BlobID)] = [(0, 100, a), (100, 50, b)]
+        var c = 0
+        XCTAssertEqual(Archiver.extents(start: 0, length: 30, in: chunks, from: &c), [.slice(a, offset: 0, length: 30)])
+        XCTAssertEqual(Archiver.extents(start: 30, length: 100, in: chunks, from: &c),
+                       [.slice(a, offset: 30, length: 70), .slice(b, offset: 0, length: 30)], "straddles the cut")
+        XCTAssertEqual(Archiver.extents(start: 130, length: 0, in: chunks, from: &c), [], "emptied while read: no extent")
+        XCTAssertEqual(Archiver.extents(start: 130, length: 20, in: chunks, from: &c), [.slice(b, offset: 30, length: 20)])
+        var fresh = 0
+        XCTAssertEqual(Archiver.extents(start: 0, length: 100, in: chunks, from: &fresh), [.chunk(a, length: 100)], "a whole chunk")
+        XCTAssertEqual(Archiver.extents(start: 100, length: 50, in: chunks, from: &fresh), [.chunk(b, length: 50)])
+    }
+
     func testAChangedSmallFileIsStoredAloneAndTheOthersKeepTheirSlices() throws {
         let src = makeSource()
         let repo = try openRepository()

@@ -302,18 +302,7 @@ public final class Archiver {
         try cutBundle(final: true)
         var c = 0
         for f in bundledFiles {
-            var content: [Node.Extent] = []
-            let end = f.start + f.length
-            while c < bundleChunks.count && bundleChunks[c].start + bundleChunks[c].length <= f.start { c += 1 }
-            var k = c
-            while k < bundleChunks.count && bundleChunks[k].start < end {
-                let ch = bundleChunks[k]
-                let from = max(f.start, ch.start), to = min(end, ch.start + ch.length)
-                content.append(from == ch.start && to == ch.start + ch.length
-                               ? .chunk(ch.id, length: ch.length)
-                               : .slice(ch.id, offset: from - ch.start, length: to - from))
-                k += 1
-            }
+            let content = Archiver.extents(start: f.start, length: f.length, in: bundleChunks, from: &c)
             nodes[f.slot]?.content = content
             if var row = f.cacheRow, let name = nodes[f.slot]?.name {
                 row.content = content
@@ -324,6 +313,29 @@ public final class Archiver {
         bundleChunks.removeAll(keepingCapacity: true)
         bundleUsed = 0
         bundleBase = 0
+    }
+
+    /// The extents of stream bytes `start..<start+length` over `chunks` (consecutive, in stream
+    /// order): a chunk extent where the range covers a whole chunk, slices elsewhere, nothing for
+    /// an empty range (a file that shrank to 0 bytes while it was read). `c` is where to start
+    /// looking; files come in stream order, so it only moves forward.
+    static func extents(start: Int64, length: Int64, in chunks: [(start: Int64, length: Int64, id: BlobID)],
+                        from c: inout Int) -> [Node.Extent] {
+        var content: [Node.Extent] = []
+        let end = start + length
+        while c < chunks.count && chunks[c].start + chunks[c].length <= start { c += 1 }
+        var k = c
+        while k < chunks.count && chunks[k].start < end {
+            let ch = chunks[k]
+            let from = max(start, ch.start), to = min(end, ch.start + ch.length)
+            if to > from {
+                content.append(from == ch.start && to == ch.start + ch.length
+                               ? .chunk(ch.id, length: ch.length)
+                               : .slice(ch.id, offset: from - ch.start, length: to - from))
+            }
+            k += 1
+        }
+        return content
     }
 
     private func count(_ c: FileCategory) {
