@@ -54,6 +54,32 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(encodedSvarint(Int64.min), [UInt8](repeating: 0xff, count: 9) + [0x01])
     }
 
+    func testVarintSizesMatchWhatIsWritten() {
+        // Tree encoding writes length prefixes from these sizes before the values themselves.
+        var values: [UInt64] = [0, 1, 127, 128, 16383, 16384, UInt64.max, UInt64.max - 1]
+        for shift in 0..<64 { values.append(1 << UInt64(shift)); values.append((1 << UInt64(shift)) - 1) }
+        for v in values { XCTAssertEqual(ByteWriter.varintSize(v), encodedVarint(v).count, "varint \(v)") }
+        let signed: [Int64] = [0, -1, 1, 63, -64, 64, -65, Int64.max, Int64.min, Int64(Int32.min), -2_147_483_649]
+        for v in signed { XCTAssertEqual(ByteWriter.svarintSize(v), encodedSvarint(v).count, "svarint \(v)") }
+    }
+
+    func testSubReaderIsBoundedAndAdvancesItsParent() throws {
+        var w = ByteWriter()
+        w.lengthPrefixed([0x05, 0x01, 0x02])
+        w.u8(0x7f)
+        var r = ByteReader(w.bytes, what: "test")
+        var sub = try r.lengthPrefixedReader()
+        XCTAssertEqual(sub.remaining, 3)
+        XCTAssertEqual(try sub.varint(), 5)
+        XCTAssertEqual(try sub.raw(2), [0x01, 0x02])
+        XCTAssertTrue(sub.isAtEnd)
+        XCTAssertThrowsError(try sub.u8(), "a sub-reader must not read past its value into the parent's bytes")
+        XCTAssertEqual(try r.u8(), 0x7f, "the parent continues after the value")
+        XCTAssertTrue(r.isAtEnd)
+        var short = ByteReader([0x04, 0x01], what: "test")
+        XCTAssertThrowsError(try short.lengthPrefixedReader(), "a length beyond the input is corrupt")
+    }
+
     func testSvarintRoundTrip() throws {
         let values: [Int64] = [0, 1, -1, 63, -64, 64, -65, 127, 128, -128, -129, Int64(Int32.min), Int64(Int32.max),
                                Int64.max, Int64.min, Int64.max - 1, Int64.min + 1, -2_147_483_649]

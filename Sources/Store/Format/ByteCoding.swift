@@ -34,6 +34,14 @@ public struct ByteWriter {
     public mutating func lengthPrefixed<C: Collection>(_ b: C) where C.Element == UInt8 {
         varint(UInt64(b.count)); bytes.append(contentsOf: b)
     }
+    /// Empties the buffer, keeping its storage (for a scratch writer reused in a loop).
+    public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+    /// How many bytes `varint(v)` writes.
+    @inline(__always)
+    public static func varintSize(_ v: UInt64) -> Int { v == 0 ? 1 : (64 - v.leadingZeroBitCount + 6) / 7 }
+    /// How many bytes `svarint(v)` writes.
+    @inline(__always)
+    public static func svarintSize(_ v: Int64) -> Int { varintSize(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
 }
 
 /// Reads what ByteWriter wrote; every read is bounds-checked and throws
@@ -41,21 +49,30 @@ public struct ByteWriter {
 public struct ByteReader {
     private let bytes: [UInt8]
     public private(set) var offset: Int
+    /// One past the last byte this reader may read (a sub-reader ends before its parent).
+    private let end: Int
     private let what: String
 
     public init(_ bytes: [UInt8], what: String) {
         self.bytes = bytes
         self.offset = 0
+        self.end = bytes.count
         self.what = what
     }
-    public var isAtEnd: Bool { offset >= bytes.count }
-    public var remaining: Int { bytes.count - offset }
+    private init(_ bytes: [UInt8], offset: Int, end: Int, what: String) {
+        self.bytes = bytes
+        self.offset = offset
+        self.end = end
+        self.what = what
+    }
+    public var isAtEnd: Bool { offset >= end }
+    public var remaining: Int { end - offset }
 
     private func fail(_ detail: String) -> StoreError {
         StoreError(.corrupt, "\(what): malformed (\(detail) at byte \(offset))")
     }
     public mutating func u8() throws -> UInt8 {
-        guard offset < bytes.count else { throw fail("truncated") }
+        guard offset < end else { throw fail("truncated") }
         defer { offset += 1 }
         return bytes[offset]
     }
@@ -103,6 +120,13 @@ public struct ByteReader {
     }
     public mutating func lengthPrefixed() throws -> [UInt8] {
         try raw(try int(max: remaining))
+    }
+    /// A reader over the next length-prefixed value, sharing this reader's storage (no copy);
+    /// this reader moves past the value.
+    public mutating func lengthPrefixedReader() throws -> ByteReader {
+        let count = try int(max: remaining)
+        defer { offset += count }
+        return ByteReader(bytes, offset: offset, end: offset + count, what: what)
     }
     public mutating func skip(_ count: Int) throws {
         guard count >= 0, remaining >= count else { throw fail("truncated") }

@@ -28,54 +28,105 @@ public struct Tree: Sendable, Equatable {
         var w = ByteWriter(capacity: 64 + nodes.count * 128)
         w.raw(Tree.magic)
         w.varint(UInt64(nodes.count))
+        var scratch = ByteWriter(capacity: 256)
         for n in nodes {
-            w.lengthPrefixed(Tree.encode(n))
+            scratch.reset()
+            Tree.encode(n, into: &scratch)
+            w.lengthPrefixed(scratch.bytes)
         }
         return w.bytes
     }
 
     static func encode(_ n: Node) -> [UInt8] {
-        var f = ByteWriter(capacity: 128 + n.content.count * 40)
-        func field(_ t: Tag, _ body: (inout ByteWriter) -> Void) {
-            var v = ByteWriter()
-            body(&v)
-            f.varint(t.rawValue)
-            f.lengthPrefixed(v.bytes)
-        }
+        var w = ByteWriter(capacity: 128 + n.content.count * 48)
+        encode(n, into: &w)
+        return w.bytes
+    }
+
+    /// Appends a node's fields to `f`. Each field's length is computed up front, so the bytes
+    /// go straight into `f` (no buffer per field).
+    static func encode(_ n: Node, into f: inout ByteWriter) {
+        let size = ByteWriter.varintSize
+        func header(_ t: Tag, _ length: Int) { f.varint(t.rawValue); f.varint(UInt64(length)) }
+        func number(_ t: Tag, _ v: UInt64) { header(t, size(v)); f.varint(v) }
+        func bytes(_ t: Tag, _ b: [UInt8]) { header(t, b.count); f.raw(b) }
         func time(_ t: Tag, _ ts: Timespec) {
-            field(t) { $0.svarint(ts.seconds); $0.varint(UInt64(UInt32(bitPattern: ts.nanoseconds))) }
+            let ns = UInt64(UInt32(bitPattern: ts.nanoseconds))
+            header(t, ByteWriter.svarintSize(ts.seconds) + size(ns))
+            f.svarint(ts.seconds); f.varint(ns)
         }
-        field(.name) { $0.raw(n.name) }
-        field(.kind) { $0.u8(n.kind.rawValue) }
-        field(.permissions) { $0.varint(UInt64(n.permissions)) }
-        field(.uid) { $0.varint(UInt64(n.uid)) }
-        field(.gid) { $0.varint(UInt64(n.gid)) }
-        if let u = n.user { field(.user) { $0.raw(Array(u.utf8)) } }
-        if let g = n.group { field(.group) { $0.raw(Array(g.utf8)) } }
-        field(.size) { $0.varint(UInt64(n.size)) }
+        bytes(.name, n.name)
+        header(.kind, 1); f.u8(n.kind.rawValue)
+        number(.permissions, UInt64(n.permissions))
+        number(.uid, UInt64(n.uid))
+        number(.gid, UInt64(n.gid))
+        if let u = n.user { bytes(.user, Array(u.utf8)) }
+        if let g = n.group { bytes(.group, Array(g.utf8)) }
+        number(.size, UInt64(n.size))
         time(.mtime, n.mtime)
         time(.atime, n.atime)
         time(.ctime, n.ctime)
-        field(.inode) { $0.varint(n.inode) }
-        field(.device) { $0.varint(n.device) }
-        field(.nlink) { $0.varint(n.nlink) }
-        if n.rdev != 0 { field(.rdev) { $0.varint(n.rdev) } }
-        if n.kind == .symlink { field(.linkTarget) { $0.raw(n.linkTarget) } }
-        for x in n.xattrs { field(.xattr) { $0.lengthPrefixed(x.name); $0.lengthPrefixed(x.value) } }
+        number(.inode, n.inode)
+        number(.device, n.device)
+        number(.nlink, n.nlink)
+        if n.rdev != 0 { number(.rdev, n.rdev) }
+        if n.kind == .symlink { bytes(.linkTarget, n.linkTarget) }
+        for x in n.xattrs {
+            header(.xattr, size(UInt64(x.name.count)) + x.name.count + size(UInt64(x.value.count)) + x.value.count)
+            f.lengthPrefixed(x.name); f.lengthPrefixed(x.value)
+        }
         if n.kind == .file {
-            field(.content) { w in
-                w.varint(UInt64(n.content.count))
-                for e in n.content {
-                    switch e {
-                    case .chunk(let id, let len): w.u8(0); w.blobID(id); w.varint(UInt64(len))
-                    case .hole(let len): w.u8(1); w.varint(UInt64(len))
-                    case .slice(let id, let off, let len): w.u8(2); w.blobID(id); w.varint(UInt64(off)); w.varint(UInt64(len))
-                    }
+            var length = size(UInt64(n.content.count))
+            for e in n.content {
+                switch e {
+                case .chunk(_, let len): length += 1 + 32 + size(UInt64(len))
+                case .hole(let len): length += 1 + size(UInt64(len))
+                case .slice(_, let off, let len): length += 1 + 32 + size(UInt64(off)) + size(UInt64(len))
+                }
+            }
+            header(.content, length)
+            f.varint(UInt64(n.content.count))
+            for e in n.content {
+                switch e {
+                case .chunk(let id, let len): f.u8(0); f.blobID(id); f.varint(UInt64(len))
+                case .hole(let len): f.u8(1); f.varint(UInt64(len))
+                case .slice(let id, let off, let len): f.u8(2); f.blobID(id); f.varint(UInt64(off)); f.varint(UInt64(len))
                 }
             }
         }
-        if let s = n.subtree { field(.subtree) { $0.raw(s.bytes) } }
-        return f.bytes
+        if let s = n.subtree { header(.subtree, 32); f.blobID(s) }
+    }
+
+    /// A content field's value: varint count, then per extent its kind and fields.
+    static func decodeExtents(_ v: inout ByteReader, what: String) throws -> [Node.Extent] {
+        let c = try v.int(max: v.remaining)
+        var content: [Node.Extent] = []
+        content.reserveCapacity(c)
+        for _ in 0..<c {
+            switch try v.u8() {
+            case 0: content.append(.chunk(try v.blobID(), length: Int64(try v.int(max: Int.max))))
+            case 1: content.append(.hole(length: Int64(try v.int(max: Int.max))))
+            case 2:
+                let id = try v.blobID()
+                let off = Int64(try v.int(max: Int.max)), len = Int64(try v.int(max: Int.max))
+                guard len > 0, off <= Int64.max - len else { throw StoreError(.corrupt, "\(what): bad slice extent") }
+                content.append(.slice(id, offset: off, length: len))
+            default: throw StoreError(.corrupt, "\(what): unknown extent kind")
+            }
+        }
+        return content
+    }
+
+    /// Only the content field of an encoded node (the others are skipped, not decoded).
+    static func decodeContent(_ bytes: [UInt8], what: String) throws -> [Node.Extent] {
+        var r = ByteReader(bytes, what: what)
+        var content: [Node.Extent] = []
+        while !r.isAtEnd {
+            let tag = try r.varint()
+            var v = try r.lengthPrefixedReader()
+            if tag == Tag.content.rawValue { content = try decodeExtents(&v, what: what) }
+        }
+        return content
     }
 
     public static func decode(_ bytes: [UInt8], what: String) throws -> Tree {
@@ -85,7 +136,8 @@ public struct Tree: Sendable, Equatable {
         var nodes: [Node] = []
         nodes.reserveCapacity(count)
         for _ in 0..<count {
-            nodes.append(try decodeNode(try r.lengthPrefixed(), what: what))
+            var nr = try r.lengthPrefixedReader()
+            nodes.append(try decodeNode(&nr, what: what))
         }
         guard r.isAtEnd else { throw StoreError(.corrupt, "\(what): trailing bytes") }
         return Tree(nodes: nodes)
@@ -93,11 +145,16 @@ public struct Tree: Sendable, Equatable {
 
     static func decodeNode(_ bytes: [UInt8], what: String) throws -> Node {
         var r = ByteReader(bytes, what: what)
+        return try decodeNode(&r, what: what)
+    }
+
+    /// Decodes the node `r` holds (to its end); field values are read in place, not copied.
+    static func decodeNode(_ r: inout ByteReader, what: String) throws -> Node {
         var n = Node(name: [], kind: .file)
         var sawName = false, sawKind = false
         while !r.isAtEnd {
             let tag = try r.varint()
-            var v = ByteReader(try r.lengthPrefixed(), what: what)
+            var v = try r.lengthPrefixedReader()
             func time() throws -> Timespec {
                 let s = try v.svarint()
                 let ns = try v.varint()
@@ -129,21 +186,7 @@ public struct Tree: Sendable, Equatable {
             case .rdev: n.rdev = try v.varint()
             case .linkTarget: n.linkTarget = try v.raw(v.remaining)
             case .xattr: n.xattrs.append(Node.Xattr(name: try v.lengthPrefixed(), value: try v.lengthPrefixed()))
-            case .content:
-                let c = try v.int(max: v.remaining)
-                n.content.reserveCapacity(c)
-                for _ in 0..<c {
-                    switch try v.u8() {
-                    case 0: n.content.append(.chunk(try v.blobID(), length: Int64(try v.int(max: Int.max))))
-                    case 1: n.content.append(.hole(length: Int64(try v.int(max: Int.max))))
-                    case 2:
-                        let id = try v.blobID()
-                        let off = Int64(try v.int(max: Int.max)), len = Int64(try v.int(max: Int.max))
-                        guard len > 0, off <= Int64.max - len else { throw StoreError(.corrupt, "\(what): bad slice extent") }
-                        n.content.append(.slice(id, offset: off, length: len))
-                    default: throw StoreError(.corrupt, "\(what): unknown extent kind")
-                    }
-                }
+            case .content: n.content = try decodeExtents(&v, what: what)
             case .subtree: n.subtree = try v.blobID()
             case nil: break   // a field from a newer version: skipped
             }
