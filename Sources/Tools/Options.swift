@@ -69,8 +69,17 @@ struct RepositoryOptions: ParsableArguments {
         return (path, try AnyKeyFile.load(RawPath(path).normalizedAbsolute()))
     }
 
-    /// Opens the repository for `backup`: with a write-only key file when one is given, else as `open`.
-    func openForWriting() throws -> Repository {
+    /// The catalog `openForWriting` will use, opened before unlocking (nil for a write-only key,
+    /// whose catalog depends on the key): a backup reads ahead in it while the KDF runs.
+    /// Throws "no repository" like `open` would, before any passphrase is asked for.
+    func catalogBeforeUnlocking() throws -> Catalog? {
+        if let (_, file) = try loadKeyFile(), case .writeOnly = file { return nil }
+        return try Repository.openReaderCatalog(backend: try backend(), cacheDirectory: cacheDirectory())
+    }
+
+    /// Opens the repository for `backup`: with a write-only key file when one is given, else as
+    /// `open`. `catalog`: from `catalogBeforeUnlocking`.
+    func openForWriting(catalog: Catalog? = nil) throws -> Repository {
         let keyFile = try loadKeyFile()
         if let (path, file) = keyFile, case .writeOnly(let key) = file {
             let backend = try backend()
@@ -78,7 +87,7 @@ struct RepositoryOptions: ParsableArguments {
             for w in repo.warnings { Console.warn(w) }
             return repo
         }
-        var (repo, pass) = try open(keyFile: keyFile, cacheBytes: 32 << 20)
+        var (repo, pass) = try open(keyFile: keyFile, cacheBytes: 32 << 20, catalog: catalog)
         for i in pass.indices { pass[i] = 0 }
         return repo
     }
@@ -107,7 +116,8 @@ struct RepositoryOptions: ParsableArguments {
     }
 
     /// Unlocks with `keyFile` when given (refusing a write-only one), else through OpenPGP or a passphrase.
-    private func open(keyFile: (path: String, key: AnyKeyFile)?, cacheBytes: Int) throws -> (Repository, [UInt8]) {
+    private func open(keyFile: (path: String, key: AnyKeyFile)?, cacheBytes: Int,
+                      catalog: Catalog? = nil) throws -> (Repository, [UInt8]) {
         let backend = try backend()
         _ = try Repository.readConfig(backend)        // "no repository" before asking for a passphrase
         if let (path, file) = keyFile {
@@ -115,19 +125,21 @@ struct RepositoryOptions: ParsableArguments {
             case .writeOnly(let key): throw writeOnlyRefusal(path, key)
             case .master(let key):
                 let repo = try Repository.open(backend: backend, keyFile: key, keyPath: path, cacheDirectory: cacheDirectory(),
-                                               cacheBytes: cacheBytes)
+                                               cacheBytes: cacheBytes, catalog: catalog)
                 for w in repo.warnings { Console.warn(w) }
                 return (repo, [])
             }
         }
         if useOpenPGP {
-            let repo = try Repository.openWithOpenPGP(backend: backend, cacheDirectory: cacheDirectory(), cacheBytes: cacheBytes)
+            let repo = try Repository.openWithOpenPGP(backend: backend, cacheDirectory: cacheDirectory(), cacheBytes: cacheBytes,
+                                                      catalog: catalog)
             for w in repo.warnings { Console.warn(w) }
             return (repo, [])
         }
         var pass = try passphrase()
         do {
-            let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory(), cacheBytes: cacheBytes)
+            let repo = try Repository.open(backend: backend, passphrase: pass, cacheDirectory: cacheDirectory(), cacheBytes: cacheBytes,
+                                           catalog: catalog)
             for w in repo.warnings { Console.warn(w) }
             return (repo, pass)
         } catch {

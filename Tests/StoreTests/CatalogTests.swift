@@ -191,6 +191,51 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(try Catalog.decodeExtents(Catalog.encodeExtents(e1.content)), e1.content)
     }
 
+    func testFileCacheRowsKeepExtendedAttributes() throws {
+        let repo = try openNewRepository()
+        let binary: [UInt8] = [0x00, 0xff, 0x0a, 0x00]
+        let recorded = FileCacheEntry(size: 1, mtimeNanos: 2, ctimeNanos: 3, inode: 4, content: [.hole(length: 1)],
+                                      xattrs: [Node.Xattr(name: Array("user.a".utf8), value: binary),
+                                               Node.Xattr(name: Array("user.empty".utf8), value: [])])
+        let none = FileCacheEntry(size: 1, mtimeNanos: 2, ctimeNanos: 3, inode: 5, content: [], xattrs: [])
+        let unknown = FileCacheEntry(size: 1, mtimeNanos: 2, ctimeNanos: 3, inode: 6, content: [], xattrs: nil)
+        try repo.catalog.addIndex(name: nil, file: IndexFile(packs: []), fileCache: [
+            (dir: [0x2f], name: [0x61], entry: recorded), (dir: [0x2f], name: [0x62], entry: none),
+            (dir: [0x2f], name: [0x63], entry: unknown),
+        ])
+        let rows = try repo.catalog.fileCache(directory: [0x2f])
+        XCTAssertEqual(rows[[0x61]], recorded)
+        XCTAssertEqual(rows[[0x62]]?.xattrs, [], "no attributes is recorded, not unknown")
+        XCTAssertNil(try XCTUnwrap(rows[[0x63]]).xattrs, "unknown stays unknown")
+        XCTAssertThrowsError(try Catalog.decodeXattrs(Catalog.encodeXattrs([Node.Xattr(name: [0x61], value: [0x62])]) + [0x00]))
+    }
+
+    func testCatalogFromBeforeAttributeColumnIsUpgradedInPlace() throws {
+        let path = dir.appending("old.sqlite").description
+        let id = String(repeating: "c3", count: 32)
+        do {
+            // The schema-2 layout as it was before file-cache rows recorded attributes.
+            let db = try SQLiteDatabase(path: path)
+            try db.execute("""
+                CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE filecache(dir BLOB NOT NULL, name BLOB NOT NULL, size INTEGER, mtime INTEGER,
+                    ctime INTEGER, inode INTEGER, content BLOB, PRIMARY KEY(dir, name)) WITHOUT ROWID;
+                INSERT INTO meta(key, value) VALUES('schema', '\(Catalog.schemaVersion)'), ('repository', '\(id)');
+                """)
+            let ins = try db.prepare("INSERT INTO filecache(dir, name, size, mtime, ctime, inode, content) VALUES(?,?,?,?,?,?,?)")
+            try ins.forEachRow([.blob([0x2f]), .blob([0x61]), .integer(7), .integer(8), .integer(9), .integer(10),
+                                .blob(Catalog.encodeExtents([.hole(length: 7)]))]) { _ in }
+        }
+        let catalog = try Catalog(path: path, repositoryID: id)
+        let row = try XCTUnwrap(try catalog.fileCache(directory: [0x2f])[[0x61]], "the old row survives the upgrade")
+        XCTAssertEqual(row, FileCacheEntry(size: 7, mtimeNanos: 8, ctimeNanos: 9, inode: 10, content: [.hole(length: 7)], xattrs: nil))
+        try catalog.addIndex(name: nil, file: IndexFile(packs: []), fileCache: [
+            (dir: [0x2f], name: [0x62], entry: FileCacheEntry(size: 1, mtimeNanos: 1, ctimeNanos: 1, inode: 1, content: [], xattrs: [])),
+        ])
+        XCTAssertEqual(try catalog.fileCache(directory: [0x2f])[[0x62]]?.xattrs, [])
+        _ = try Catalog(path: path, repositoryID: id)   // opening an upgraded catalog again adds nothing
+    }
+
     // MARK: - Catalog of another repository
 
     func testCatalogOfAnotherRepositoryIsWipedOnOpen() throws {

@@ -24,6 +24,8 @@ public final class Archiver {
     enum FileCategory { case new, changed, unchanged }
     var summary = BackupSummary()
     var rootDevice: UInt64 = 0
+    /// Reads directories ahead of the walk (nil once it fell out of step: the walk reads itself).
+    var prefetcher: SourcePrefetcher?
 
     struct HardlinkKey: Hashable { let device: UInt64; let inode: UInt64 }
 
@@ -47,7 +49,10 @@ public final class Archiver {
     static let indexFlushBlobs = 100_000
     static let indexFlushBytes = 4 << 30
 
-    public init(repository: Repository, options: BackupOptions, progress: BackupProgress = BackupProgress()) throws {
+    /// `prefetcher`: one started before the repository was unlocked, for these options' paths
+    /// (by default the backup starts its own).
+    public init(repository: Repository, options: BackupOptions, progress: BackupProgress = BackupProgress(),
+                prefetcher: SourcePrefetcher? = nil) throws {
         if let newer = repository.newerGeneration {
             throw StoreError(.wrongPassword, "\(repository.location): this key is of key generation \(repository.writer.generation), but the repository was rotated to generation \(newer); readers would reject its snapshots. Unlock with a current key slot")
         }
@@ -62,6 +67,8 @@ public final class Archiver {
         buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
         bundleLimit = min(128 << 10, repository.config.chunkerMinSize / 2)
         bundleBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: repository.config.chunkerMaxSize + bundleLimit, alignment: 64)
+        self.prefetcher = prefetcher ?? SourcePrefetcher(paths: options.paths, excludes: options.excludes,
+                                                         oneFileSystem: options.oneFileSystem, catalog: repository.catalog)
     }
 
     deinit {
@@ -75,7 +82,11 @@ public final class Archiver {
         let start = Timestamp.now()
         let clock = Monotonic.now()
         (repo.backend as? LocalBackend)?.removeAbandonedStagingFiles()
-        defer { uploader.shutdown() }
+        prefetcher?.start()
+        defer {
+            prefetcher?.cancel()
+            uploader.shutdown()
+        }
         do {
             let trie = PathTrie(paths: options.paths.map { $0.normalizedAbsolute() })
             let root: BlobID
@@ -125,7 +136,7 @@ public final class Archiver {
             do { st = try Posix.lstat(p) } catch let e as PosixError { note(e); continue }
             if child.selected {
                 rootDevice = st.device
-                if let n = try saveEntry(p, name: name, status: st, cache: [:]) { nodes.append(n) }
+                if let n = try saveEntry(p, name: name, status: st, xattrs: xattrs(p), cache: [:]) { nodes.append(n) }
             } else {
                 guard st.kind == .directory else {
                     note(PosixError(errno: ENOTDIR, operation: "lstat", path: p))
@@ -141,34 +152,39 @@ public final class Archiver {
     }
 
     private func saveDirectoryContents(_ path: RawPath) throws -> BlobID {
-        let names: [[UInt8]]
-        do { names = try Posix.readDirectory(path) } catch let e as PosixError {
+        var scan: DirectoryScan
+        if let s = prefetcher?.take(path) { scan = s } else {
+            prefetcher = nil
+            scan = DirectoryScan.read(path, excludes: options.excludes, catalog: nil)
+        }
+        for e in scan.errors { note(e) }
+        if let e = scan.listingError {
             note(e)
             return try saveTree(Tree(nodes: []))
         }
-        let cache = try repo.catalog.fileCache(directory: path.bytes)
+        if scan.fileCache == nil || scan.catalog != ObjectIdentifier(repo.catalog) || scan.catalogGeneration != repo.catalog.generation {
+            scan.fileCache = try repo.catalog.fileCache(directory: path.bytes)
+        }
+        let cache = scan.fileCache ?? [:]
         // Everything but subdirectories first, small files into the bundle stream; the stream
         // is cut before descending, so only one directory's stream is ever buffered.
         var nodes: [Node?] = []
-        nodes.reserveCapacity(names.count)
-        var subdirectories: [(slot: Int, path: RawPath, name: [UInt8], status: FileStatus)] = []
+        nodes.reserveCapacity(scan.entries.count)
+        var subdirectories: [(slot: Int, path: RawPath, entry: DirectoryScan.Entry)] = []
         bundling = true
-        for name in names {
-            let p = path.appending(name)
-            if isExcluded(p, name: name) { continue }
-            let st: FileStatus
-            do { st = try Posix.lstat(p) } catch let e as PosixError { note(e); continue }
-            if st.kind == .directory {
-                subdirectories.append((nodes.count, p, name, st))
+        for e in scan.entries {
+            let p = path.appending(e.name)
+            if e.status.kind == .directory {
+                subdirectories.append((nodes.count, p, e))
                 nodes.append(nil)
-            } else if let n = try saveEntry(p, name: name, status: st, cache: cache, slot: nodes.count) {
+            } else if let n = try saveEntry(p, name: e.name, status: e.status, xattrs: e.xattrs, cache: cache, slot: nodes.count) {
                 nodes.append(n)
             }
         }
         bundling = false
         try finishBundle(&nodes, directory: path)
         for d in subdirectories {
-            nodes[d.slot] = try saveEntry(d.path, name: d.name, status: d.status, cache: cache)
+            nodes[d.slot] = try saveEntry(d.path, name: d.entry.name, status: d.entry.status, xattrs: d.entry.xattrs, cache: cache)
         }
         return try saveTree(Tree(nodes: nodes.compactMap { $0 }))
     }
@@ -183,10 +199,10 @@ public final class Archiver {
     }
 
     /// Builds the node for one entry; nil when the entry could not be read (recorded as an error).
-    private func saveEntry(_ path: RawPath, name: [UInt8], status st: FileStatus,
+    private func saveEntry(_ path: RawPath, name: [UInt8], status st: FileStatus, xattrs: [Node.Xattr],
                            cache: [[UInt8]: FileCacheEntry], slot: Int = -1) throws -> Node? {
         var node = Node(name: name, status: st)
-        node.xattrs = xattrs(path)
+        node.xattrs = xattrs
         switch st.kind {
         case .file:
             do { try saveFile(path, node: &node, status: st, cache: cache, slot: slot) } catch let e as PosixError {
@@ -223,9 +239,15 @@ public final class Archiver {
             return
         }
         let cached = cache[node.name]
-        if let c = cached, c.size == st.size, c.mtimeNanos == st.mtime.nanos, c.ctimeNanos == st.ctime.nanos, c.inode == st.inode {
+        if let c = cached, c.matches(st) {
             node.content = c.content
             count(.unchanged)
+            if c.xattrs == nil {
+                // A row from before rows recorded attributes: record them (read by the scan) once.
+                var row = c
+                row.xattrs = node.xattrs
+                pendingFileCache.append((path.parent.bytes, node.name, row))
+            }
             if st.nlink > 1 { hardlinks[key] = (c.content, .unchanged) }
             progress.update { $0.bytesDone += st.size }
             return
@@ -250,7 +272,7 @@ public final class Archiver {
         if stable {
             pendingFileCache.append((path.parent.bytes, node.name,
                                      FileCacheEntry(size: st.size, mtimeNanos: st.mtime.nanos, ctimeNanos: st.ctime.nanos,
-                                                    inode: st.inode, content: content)))
+                                                    inode: st.inode, content: content, xattrs: node.xattrs)))
         }
     }
 
@@ -277,7 +299,7 @@ public final class Archiver {
         bundledFiles.append(BundledFile(
             slot: slot, start: bundleBase + Int64(bundleUsed), length: Int64(got),
             cacheRow: stable ? FileCacheEntry(size: st.size, mtimeNanos: st.mtime.nanos, ctimeNanos: st.ctime.nanos,
-                                              inode: st.inode, content: []) : nil))
+                                              inode: st.inode, content: [], xattrs: node.xattrs) : nil))
         bundleUsed += got
         progress.update { $0.bytesDone += Int64(got) }
     }

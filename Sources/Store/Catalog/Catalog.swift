@@ -16,6 +16,25 @@ public struct FileCacheEntry: Sendable, Equatable {
     public var ctimeNanos: Int64
     public var inode: UInt64
     public var content: [Node.Extent]
+    /// The file's extended attributes when it was stored (nil: not recorded, rows from before
+    /// they were). Setting or removing an attribute changes ctime, so a file whose size, mtime,
+    /// ctime and inode match still has these: its `llistxattr` is skipped.
+    public var xattrs: [Node.Xattr]?
+
+    public init(size: Int64, mtimeNanos: Int64, ctimeNanos: Int64, inode: UInt64, content: [Node.Extent],
+                xattrs: [Node.Xattr]? = nil) {
+        self.size = size
+        self.mtimeNanos = mtimeNanos
+        self.ctimeNanos = ctimeNanos
+        self.inode = inode
+        self.content = content
+        self.xattrs = xattrs
+    }
+
+    /// True when `st` is the file this row describes, unchanged since.
+    public func matches(_ st: FileStatus) -> Bool {
+        size == st.size && mtimeNanos == st.mtime.nanos && ctimeNanos == st.ctime.nanos && inode == st.inode
+    }
 }
 
 /// The local SQLite catalog: a cache of the repository's index files, snapshot list and
@@ -33,6 +52,9 @@ public final class Catalog: @unchecked Sendable {
     /// Pack hashes by row id, filled by `lookup` (guarded by `lock`): a blob lookup then reads
     /// one row instead of joining two tables and making the 64-character hash string again.
     private var packHashes: [Int64: String] = [:]
+    /// Bumped by `clear`: file-cache rows read before a clear are no longer valid.
+    private var clears: UInt64 = 0
+    public var generation: UInt64 { lock.withLock { clears } }
 
     public init(path: String, repositoryID: String) throws {
         self.path = path
@@ -54,11 +76,23 @@ public final class Catalog: @unchecked Sendable {
                 offset INTEGER NOT NULL, length INTEGER NOT NULL, rawlen INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, json BLOB NOT NULL, generation INTEGER NOT NULL, writer TEXT);
             CREATE TABLE IF NOT EXISTS filecache(dir BLOB NOT NULL, name BLOB NOT NULL, size INTEGER, mtime INTEGER,
-                ctime INTEGER, inode INTEGER, content BLOB, PRIMARY KEY(dir, name)) WITHOUT ROWID;
+                ctime INTEGER, inode INTEGER, content BLOB, xattrs BLOB, PRIMARY KEY(dir, name)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS key_usage(slot TEXT PRIMARY KEY, last_used TEXT NOT NULL);
             INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '\(Catalog.schemaVersion)');
             INSERT OR REPLACE INTO meta(key, value) VALUES('repository', '\(repositoryID)');
             """)
+        // Catalogs made before file-cache rows recorded extended attributes: add the column
+        // (NULL in old rows: those files' attributes are read as before).
+        var columns: Set<String> = []
+        try db.prepare("PRAGMA table_info(filecache)").forEachRow([]) { columns.insert($0.text(1)) }
+        if !columns.contains("xattrs") {
+            do { try db.execute("ALTER TABLE filecache ADD COLUMN xattrs BLOB") } catch {
+                // Another process may have added it first.
+                columns.removeAll()
+                try db.prepare("PRAGMA table_info(filecache)").forEachRow([]) { columns.insert($0.text(1)) }
+                if !columns.contains("xattrs") { throw error }
+            }
+        }
     }
 
     private func metaValue(_ key: String) throws -> String? {
@@ -147,6 +181,7 @@ public final class Catalog: @unchecked Sendable {
                 try db.execute("DELETE FROM index_files; DELETE FROM blobs; DELETE FROM packs; DELETE FROM snapshots; DELETE FROM filecache;")
             }
             packHashes.removeAll()
+            clears &+= 1
         }
     }
 
@@ -171,11 +206,12 @@ public final class Catalog: @unchecked Sendable {
                 if let name {
                     try statement("INSERT OR IGNORE INTO index_files(name) VALUES(?)").forEachRow([.text(name)]) { _ in }
                 }
-                let fc = try statement("INSERT OR REPLACE INTO filecache(dir, name, size, mtime, ctime, inode, content) VALUES(?,?,?,?,?,?,?)")
+                let fc = try statement("INSERT OR REPLACE INTO filecache(dir, name, size, mtime, ctime, inode, content, xattrs) VALUES(?,?,?,?,?,?,?,?)")
                 for row in fileCache {
                     try fc.forEachRow([.blob(row.dir), .blob(row.name), .integer(row.entry.size), .integer(row.entry.mtimeNanos),
                                        .integer(row.entry.ctimeNanos), .integer(Int64(bitPattern: row.entry.inode)),
-                                       .blob(Catalog.encodeExtents(row.entry.content))]) { _ in }
+                                       .blob(Catalog.encodeExtents(row.entry.content)),
+                                       row.entry.xattrs.map { .blob(Catalog.encodeXattrs($0)) } ?? .null]) { _ in }
                 }
             }
         }
@@ -287,11 +323,13 @@ public final class Catalog: @unchecked Sendable {
     public func fileCache(directory: [UInt8]) throws -> [[UInt8]: FileCacheEntry] {
         try lock.withLock {
             var out: [[UInt8]: FileCacheEntry] = [:]
-            try statement("SELECT name, size, mtime, ctime, inode, content FROM filecache WHERE dir = ?")
+            try statement("SELECT name, size, mtime, ctime, inode, content, xattrs FROM filecache WHERE dir = ?")
                 .forEachRow([.blob(directory)]) { s in
                     guard let c = try? Catalog.decodeExtents(s.blob(5)) else { return }
+                    // An unreadable attribute list only costs the llistxattr it would have saved.
+                    let x = s.isNull(6) ? nil : try? Catalog.decodeXattrs(s.blob(6))
                     out[s.blob(0)] = FileCacheEntry(size: s.int64(1), mtimeNanos: s.int64(2), ctimeNanos: s.int64(3),
-                                                    inode: UInt64(bitPattern: s.int64(4)), content: c)
+                                                    inode: UInt64(bitPattern: s.int64(4)), content: c, xattrs: x)
                 }
             return out
         }
@@ -303,6 +341,22 @@ public final class Catalog: @unchecked Sendable {
         return Tree.encode(n)
     }
     static func decodeExtents(_ bytes: [UInt8]) throws -> [Node.Extent] {
-        try Tree.decodeNode(bytes, what: "file cache").content
+        try Tree.decodeContent(bytes, what: "file cache")
+    }
+    /// varint count, then per attribute its length-prefixed name and value.
+    static func encodeXattrs(_ xattrs: [Node.Xattr]) -> [UInt8] {
+        var w = ByteWriter(capacity: 1 + xattrs.reduce(0) { $0 + $1.name.count + $1.value.count + 4 })
+        w.varint(UInt64(xattrs.count))
+        for x in xattrs { w.lengthPrefixed(x.name); w.lengthPrefixed(x.value) }
+        return w.bytes
+    }
+    static func decodeXattrs(_ bytes: [UInt8]) throws -> [Node.Xattr] {
+        var r = ByteReader(bytes, what: "file cache")
+        let count = try r.int(max: r.remaining)
+        var out: [Node.Xattr] = []
+        out.reserveCapacity(count)
+        for _ in 0..<count { out.append(Node.Xattr(name: try r.lengthPrefixed(), value: try r.lengthPrefixed())) }
+        guard r.isAtEnd else { throw StoreError(.corrupt, "file cache: trailing bytes after the attributes") }
+        return out
     }
 }

@@ -155,7 +155,7 @@ extension Repository {
 
     /// Opens a repository with a read-capable key file: no KDF, no prompt.
     public static func open(backend: Backend, keyFile key: MasterKeyFile, keyPath: String, cacheDirectory: RawPath,
-                            cacheBytes: Int = 32 << 20) throws -> Repository {
+                            cacheBytes: Int = 32 << 20, catalog: Catalog? = nil) throws -> Repository {
         let config = try readConfig(backend)
         let master = try key.masterSecret(what: "key file \(keyPath)")
         let (record, slots) = try registeredRecord(backend: backend, config: config, keyRepository: key.repository,
@@ -164,6 +164,6 @@ extension Repository {
         let unlocked = try UnlockedKeys.walk(master: master, generation: key.generation, repositoryID: config.idBytes,
                                              slots: slots, location: backend.location)
         return try finishOpening(backend: backend, config: config, unlocked: unlocked, opened: record.name,
-                                 cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
+                                 cacheDirectory: cacheDirectory, cacheBytes: cacheBytes, catalog: catalog)
     }
 }

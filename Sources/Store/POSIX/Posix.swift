@@ -38,6 +38,11 @@ public enum Posix {
             throw PosixError(errno: code, operation: "opendir", path: path)
         }
         defer { closedir(dir) }   // also closes fd
+        return try readNames(dir, path)
+    }
+
+    /// The names readdir(3) returns, sorted bytewise, without "." and "..".
+    private static func readNames(_ dir: OpaquePointer, _ path: RawPath) throws -> [[UInt8]] {
         let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
         var names: [[UInt8]] = []
         while true {
@@ -55,6 +60,35 @@ public enum Posix {
         }
         names.sort { $0.lexicographicallyPrecedes($1) }
         return names
+    }
+
+    /// The entries of a directory in bytewise name order (without "." and ".."), each with its
+    /// lstat result, read through one open descriptor: `fstatat` relative to it skips the
+    /// path walk from "/" that `lstat` of a full path pays for every entry. `skip` drops names
+    /// before they are looked at (exclusions). Throws when the directory itself cannot be read.
+    public static func readDirectoryStatus(_ path: RawPath, skip: ([UInt8]) -> Bool = { _ in false })
+        throws -> [(name: [UInt8], status: Result<FileStatus, PosixError>)] {
+        let fd = try withCPath(path, "open") { cPath in
+            try check("open", path) { Glibc.open(cPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        }
+        guard let dir = fdopendir(fd) else {
+            let code = Glibc.errno
+            closeDescriptor(fd)
+            throw PosixError(errno: code, operation: "opendir", path: path)
+        }
+        defer { closedir(dir) }   // also closes fd
+        let names = try readNames(dir, path).filter { !skip($0) }
+        return names.map { name in
+            var st = Glibc.stat()
+            let (_, code) = RawPath.withCString(name) { cName in
+                attempt { fstatat(fd, cName, &st, AT_SYMLINK_NOFOLLOW) }
+            }
+            if let code { return (name, .failure(PosixError(errno: code, operation: "lstat", path: path.appending(name)))) }
+            guard let status = FileStatus(st) else {
+                return (name, .failure(PosixError(errno: EINVAL, operation: "lstat", path: path.appending(name))))
+            }
+            return (name, .success(status))
+        }
     }
 
     /// The target of a symlink, as raw bytes.

@@ -97,19 +97,20 @@ public final class Repository: @unchecked Sendable {
 
     /// Opens a repository: reads the config, finds a key slot the passphrase unlocks,
     /// opens the local catalog under `cacheDirectory/<repository id>/` and syncs it.
+    /// `catalog`: one already opened with `openReaderCatalog` (for this repository), else opened here.
     public static func open(backend: Backend, passphrase: [UInt8], cacheDirectory: RawPath,
-                            cacheBytes: Int = 32 << 20) throws -> Repository {
+                            cacheBytes: Int = 32 << 20, catalog: Catalog? = nil) throws -> Repository {
         let config = try readConfig(backend)
         let (unlocked, opened) = try unlockWithPassphrase(backend: backend, config: config, passphrase: passphrase)
         return try finishOpening(backend: backend, config: config, unlocked: unlocked, opened: opened,
-                                 cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
+                                 cacheDirectory: cacheDirectory, cacheBytes: cacheBytes, catalog: catalog)
     }
 
     /// Opens a repository through its `openpgp` key slots: gpg-agent decrypts (no passphrase asked
     /// here; COFFER_GPG_PASSPHRASE gives one to a loopback pinentry). Fails with `.wrongPassword`
     /// when no OpenPGP slot opens with the secret keys available.
     public static func openWithOpenPGP(backend: Backend, cacheDirectory: RawPath,
-                                       cacheBytes: Int = 32 << 20) throws -> Repository {
+                                       cacheBytes: Int = 32 << 20, catalog: Catalog? = nil) throws -> Repository {
         let config = try readConfig(backend)
         let slots = try keySlots(backend)
         var unlocked: UnlockedKeys?
@@ -145,7 +146,7 @@ public final class Repository: @unchecked Sendable {
             throw StoreError(.wrongPassword, "\(backend.location): no OpenPGP key slot opens with the secret keys gpg-agent has (\(failures.joined(separator: "; ")))")
         }
         return try finishOpening(backend: backend, config: config, unlocked: unlocked, opened: opened,
-                                 cacheDirectory: cacheDirectory, cacheBytes: cacheBytes)
+                                 cacheDirectory: cacheDirectory, cacheBytes: cacheBytes, catalog: catalog)
     }
 
     /// Slots of the newest generation first, so that after a rotation the current slot opens.
@@ -185,8 +186,8 @@ public final class Repository: @unchecked Sendable {
     }
 
     static func finishOpening(backend: Backend, config: RepositoryConfig, unlocked: UnlockedKeys, opened: String,
-                              cacheDirectory: RawPath, cacheBytes: Int) throws -> Repository {
-        let catalog = try openCatalog(cacheDirectory: cacheDirectory, config: config, file: "catalog.sqlite")
+                              cacheDirectory: RawPath, cacheBytes: Int, catalog: Catalog? = nil) throws -> Repository {
+        let catalog = try catalog ?? openCatalog(cacheDirectory: cacheDirectory, config: config, file: "catalog.sqlite")
         let repo = Repository(backend: backend, config: config, keys: unlocked.keys, catalog: catalog, cacheBytes: cacheBytes)
         repo.openedSlot = opened
         repo.rotations = unlocked.rotations
@@ -195,6 +196,13 @@ public final class Repository: @unchecked Sendable {
         try? catalog.recordKeyUse(slot: opened, time: Timestamp.now().rfc3339)
         try repo.syncCatalog()
         return repo
+    }
+
+    /// The catalog a read-capable key uses for the repository at `backend`, opened before any key
+    /// is unlocked (it needs only the config): a backup reads its file-cache rows while the
+    /// passphrase KDF runs, then passes it to `open`.
+    public static func openReaderCatalog(backend: ReadableBackend, cacheDirectory: RawPath) throws -> Catalog {
+        try openCatalog(cacheDirectory: cacheDirectory, config: try readConfig(backend), file: "catalog.sqlite")
     }
 
     /// Opens (creating it 0600 if needed) the catalog `file` under `cacheDirectory/<repository id>/`.

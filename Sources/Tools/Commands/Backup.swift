@@ -36,10 +36,16 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let repo = try repository.openForWriting()
+            let raw = paths.map { RawPath($0).normalizedAbsolute() }
+            // The source is read ahead (metadata and file-cache rows, no key needed) while the
+            // passphrase KDF runs.
+            let prefetcher = SourcePrefetcher(paths: raw, excludes: excludes, oneFileSystem: oneFileSystem,
+                                              catalog: try repository.catalogBeforeUnlocking())
+            prefetcher.start()
+            defer { prefetcher.cancel() }
+            let repo = try repository.openForWriting(catalog: prefetcher.catalog)
             let lock = try RepositoryLock.acquire(repo, exclusive: false)
             defer { lock.release() }
-            let raw = paths.map { RawPath($0).normalizedAbsolute() }
             // Fail before writing anything if *every* path is missing; single ones are reported by the walk.
             if raw.allSatisfy({ (try? Posix.lstat($0)) == nil }) {
                 throw StoreError(.invalidArgument, "\(raw[0]): no such file or directory")
@@ -58,7 +64,7 @@ struct Backup: ParsableCommand {
             }
             let result: BackupResult
             do {
-                result = try Archiver(repository: repo, options: options, progress: progress).run()
+                result = try Archiver(repository: repo, options: options, progress: progress, prefetcher: prefetcher).run()
             } catch {
                 cancelled.set()
                 line?.finish()
