@@ -123,10 +123,6 @@ public final class Archiver {
         progress.update { $0.errors += 1 }
     }
 
-    private func isExcluded(_ path: RawPath, name: [UInt8]) -> Bool {
-        Scanner.excluded(path, name, options.excludes)
-    }
-
     /// An intermediate directory of the selected paths: real metadata, only selected children.
     private func saveTrie(_ path: RawPath, _ trie: PathTrie) throws -> BlobID {
         var nodes: [Node] = []
