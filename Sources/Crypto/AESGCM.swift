@@ -21,6 +21,15 @@ public enum AESGCM {
                                   plaintext: plaintextParts, tagLength: tagLength, into: &output)
     }
 
+    /// GMAC (NIST SP 800-38D: GCM over an empty plaintext): the tag of `data`, authenticated as
+    /// additional data and not encrypted. Like GCM, a nonce must never tag two different inputs
+    /// under one key. Same C functions as `seal`.
+    public static func gmac(key: [UInt8], nonce: [UInt8], data: UnsafeRawBufferPointer, tagLength: Int = 16) throws -> [UInt8] {
+        var output: [UInt8] = []
+        try seal(key: key, nonce: nonce, plaintextParts: [], aad: data, tagLength: tagLength, into: &output)
+        return output
+    }
+
     /// Returns ciphertext || tag. The corresponding C functions are EVP_EncryptInit_ex2,
     /// EVP_EncryptUpdate, EVP_EncryptFinal_ex and EVP_CIPHER_CTX_ctrl(EVP_CTRL_AEAD_GET_TAG).
     public static func seal(key: [UInt8], nonce: [UInt8], plaintext: [UInt8], aad: [UInt8],

@@ -38,6 +38,35 @@ final class AESGCMTests: XCTestCase {
         XCTAssertEqual(invalid, 87)
     }
 
+    /// GMAC is GCM with an empty plaintext: every valid Wycheproof vector without a message
+    /// gives the tag of its AAD (one of them, AES-256 with 6 bytes of AAD, has a non-empty AAD).
+    func testGMACMatchesWycheproofVectorsWithoutPlaintext() throws {
+        var checked = 0, withAAD = 0
+        for test in try loadWycheproof("aes_gcm_test.json").allTests where test.isValid && test.msg!.isEmpty {
+            let aad = hex(test.aad!), tag = hex(test.tag!)
+            let got = try aad.withUnsafeBytes {
+                try AESGCM.gmac(key: hex(test.key!), nonce: hex(test.iv!), data: $0, tagLength: tag.count)
+            }
+            XCTAssertEqual(got, tag, test.label)
+            checked += 1
+            if !aad.isEmpty { withAAD += 1 }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 5)
+        XCTAssertEqual(withAAD, 1)
+        // A flipped bit anywhere in the data, or another nonce, gives another tag.
+        let data = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let base = try data.withUnsafeBytes { try AESGCM.gmac(key: key, nonce: nonce, data: $0) }
+        XCTAssertEqual(base.count, 16)
+        for i in [0, 1000, 4095] {
+            var changed = data
+            changed[i] ^= 0x01
+            XCTAssertNotEqual(try changed.withUnsafeBytes { try AESGCM.gmac(key: key, nonce: nonce, data: $0) }, base, "byte \(i)")
+        }
+        var otherNonce = nonce
+        otherNonce[0] ^= 1
+        XCTAssertNotEqual(try data.withUnsafeBytes { try AESGCM.gmac(key: key, nonce: otherNonce, data: $0) }, base)
+    }
+
     private let key = hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
     private let nonce = hex("cafebabefacedbaddecaf888")
     private let plaintext = ascii("attack at dawn, bring snacks")

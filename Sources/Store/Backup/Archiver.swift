@@ -46,6 +46,8 @@ public final class Archiver {
     }
     var bundledFiles: [BundledFile] = []
 
+    /// Files at least this large record extent fingerprints in their file-cache rows.
+    static let fingerprintMinSize: Int64 = 4 << 20
     static let indexFlushBlobs = 100_000
     static let indexFlushBytes = 4 << 30
 
@@ -257,7 +259,15 @@ public final class Archiver {
             try bundle(fh, size: Int(before.size), slot: slot, node: &node, status: st, cached: cached != nil)
             return
         }
-        let content = try storeContent(fh, size: before.size, sparse: sparse)
+        // A large file records fingerprints of its extents; when it changes, the extents whose
+        // bytes are still in place are kept without chunking and hashing them again.
+        let fingerprinted = !sparse && before.size >= Archiver.fingerprintMinSize
+        let content: [Node.Extent], fingerprints: [ExtentFingerprint]?
+        if fingerprinted, let c = cached, let previous = c.fingerprints, previous.count == c.content.count {
+            (content, fingerprints) = try storeContentReusing(fh, size: before.size, previous: c.content, fingerprints: previous)
+        } else {
+            (content, fingerprints) = try storeContent(fh, size: before.size, sparse: sparse, fingerprint: fingerprinted)
+        }
         let after = try fh.status()
         node.content = content
         node.size = content.reduce(0) { $0 + $1.length }
@@ -268,7 +278,8 @@ public final class Archiver {
         if stable {
             pendingFileCache.append((path.parent.bytes, node.name,
                                      FileCacheEntry(size: st.size, mtimeNanos: st.mtime.nanos, ctimeNanos: st.ctime.nanos,
-                                                    inode: st.inode, content: content, xattrs: node.xattrs)))
+                                                    inode: st.inode, content: content, xattrs: node.xattrs,
+                                                    fingerprints: fingerprints)))
         }
     }
 
@@ -364,22 +375,26 @@ public final class Archiver {
         }
     }
 
-    /// Reads a file's data extents, chunks them and stores new chunks.
-    private func storeContent(_ fh: FileHandle, size: Int64, sparse: Bool) throws -> [Node.Extent] {
+    /// Reads a file's data extents, chunks them and stores new chunks; with `fingerprint` (not
+    /// for sparse files) also returns one fingerprint per extent.
+    private func storeContent(_ fh: FileHandle, size: Int64, sparse: Bool,
+                              fingerprint: Bool = false) throws -> ([Node.Extent], [ExtentFingerprint]?) {
         var extents: [Node.Extent] = []
+        var fingerprints: [ExtentFingerprint]? = fingerprint && !sparse ? [] : nil
         let regions = sparse ? try fh.dataExtents(size: size) : (size > 0 ? [(offset: Int64(0), length: size)] : [])
         var pos: Int64 = 0
         for r in regions {
             if r.offset > pos { extents.append(.hole(length: r.offset - pos)) }
-            let got = try chunkRegion(fh, offset: r.offset, length: r.length, into: &extents)
+            let got = try chunkRegion(fh, offset: r.offset, length: r.length, into: &extents, fingerprints: &fingerprints)
             pos = r.offset + got
-            if got < r.length { return extents }   // the file shrank while we read it
+            if got < r.length { return (extents, fingerprints) }   // the file shrank while we read it
         }
         if sparse && pos < size { extents.append(.hole(length: size - pos)) }
-        return extents
+        return (extents, fingerprints)
     }
 
-    private func chunkRegion(_ fh: FileHandle, offset: Int64, length: Int64, into extents: inout [Node.Extent]) throws -> Int64 {
+    private func chunkRegion(_ fh: FileHandle, offset: Int64, length: Int64, into extents: inout [Node.Extent],
+                             fingerprints: inout [ExtentFingerprint]?) throws -> Int64 {
         var start = 0, end = 0
         var pos = offset
         let limit = offset + length
@@ -403,8 +418,9 @@ public final class Archiver {
                 if pos >= limit { eof = true }
             }
             var s = start
-            for c in try storeChunks(buffer, from: start, to: end, final: eof) {
+            for c in try storeChunks(buffer, from: start, to: end, final: eof, fingerprint: fingerprints != nil) {
                 extents.append(.chunk(c.id, length: Int64(c.length)))
+                if let f = c.fingerprint { fingerprints?.append(f) }
                 consumed += Int64(c.length)
                 progress.update { $0.bytesDone += Int64(c.length); $0.bytesRead += Int64(c.length) }
                 s = c.start + c.length
@@ -416,8 +432,8 @@ public final class Archiver {
 
     /// Cuts `buf[from..<to]` into chunks (up to `to` when `final`, else up to the last cut the
     /// data decides), names them (HMAC, in parallel) and stores the new ones, in order.
-    private func storeChunks(_ buf: UnsafeMutableRawBufferPointer, from: Int, to: Int,
-                             final: Bool) throws -> [(start: Int, length: Int, id: BlobID)] {
+    private func storeChunks(_ buf: UnsafeMutableRawBufferPointer, from: Int, to: Int, final: Bool,
+                             fingerprint: Bool = false) throws -> [StoredChunk] {
         var cuts: [(start: Int, length: Int)] = []
         var s = from
         while s < to {
@@ -425,39 +441,52 @@ public final class Archiver {
             cuts.append((s, cut))
             s += cut
         }
-        let ids = nameChunks(cuts, in: UnsafeRawBufferPointer(buf))
-        var out: [(start: Int, length: Int, id: BlobID)] = []
+        return try storeCuts(cuts, in: buf, fingerprint: fingerprint)
+    }
+
+    /// Names the chunks at `cuts` (and fingerprints them) and stores the new ones, in order.
+    func storeCuts(_ cuts: [(start: Int, length: Int)], in buf: UnsafeMutableRawBufferPointer,
+                   fingerprint: Bool) throws -> [StoredChunk] {
+        let named = nameChunks(cuts, in: UnsafeRawBufferPointer(buf), fingerprint: fingerprint)
+        var out: [StoredChunk] = []
         out.reserveCapacity(cuts.count)
         for (i, c) in cuts.enumerated() {
-            if try !isKnown(ids[i]) {
-                try store(.data, ids[i], Array(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)])))
+            if try !isKnown(named[i].id) {
+                try store(.data, named[i].id, Array(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)])))
             }
-            out.append((c.start, c.length, ids[i]))
+            out.append(StoredChunk(start: c.start, length: c.length, id: named[i].id, fingerprint: named[i].fingerprint))
         }
         return out
     }
 
-    /// HMACs of the chunks at `cuts` in `buf`; several chunks are named on two threads.
-    private func nameChunks(_ cuts: [(start: Int, length: Int)], in buf: UnsafeRawBufferPointer) -> [BlobID] {
+    struct StoredChunk {
+        let start: Int, length: Int
+        let id: BlobID
+        let fingerprint: ExtentFingerprint?
+    }
+
+    /// HMACs (and with `fingerprint`, fingerprints under fresh nonces) of the chunks at `cuts`
+    /// in `buf`; several chunks are done on two threads.
+    private func nameChunks(_ cuts: [(start: Int, length: Int)], in buf: UnsafeRawBufferPointer,
+                            fingerprint: Bool) -> [(id: BlobID, fingerprint: ExtentFingerprint?)] {
         let keys = repo.writer
-        let total = cuts.reduce(0) { $0 + $1.length }
-        if cuts.count < 2 || total < 1 << 20 {
-            return cuts.map { keys.blobID(UnsafeRawBufferPointer(rebasing: buf[$0.start..<($0.start + $0.length)])) }
+        func name(_ c: (start: Int, length: Int)) -> (id: BlobID, fingerprint: ExtentFingerprint?) {
+            let bytes = UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)])
+            return (keys.blobID(bytes), fingerprint ? keys.fingerprint(bytes, nonce: SecureRandomBytes.get(ExtentFingerprint.nonceLength)) : nil)
         }
-        var out = [BlobID?](repeating: nil, count: cuts.count)
+        let total = cuts.reduce(0) { $0 + $1.length }
+        if cuts.count < 2 || total < 1 << 20 { return cuts.map(name) }
+        var out = [(id: BlobID, fingerprint: ExtentFingerprint?)?](repeating: nil, count: cuts.count)
         out.withUnsafeMutableBufferPointer { o in
             let dst = o
-            DispatchQueue.concurrentPerform(iterations: cuts.count) { i in
-                let c = cuts[i]
-                dst[i] = keys.blobID(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)]))
-            }
+            DispatchQueue.concurrentPerform(iterations: cuts.count) { i in dst[i] = name(cuts[i]) }
         }
         return out.map { $0! }
     }
 
     // MARK: - Storing blobs
 
-    private func isKnown(_ id: BlobID) throws -> Bool {
+    func isKnown(_ id: BlobID) throws -> Bool {
         if pending.contains(id) { return true }
         return try repo.catalog.contains(id)
     }

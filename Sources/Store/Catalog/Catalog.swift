@@ -20,20 +20,39 @@ public struct FileCacheEntry: Sendable, Equatable {
     /// they were). Setting or removing an attribute changes ctime, so a file whose size, mtime,
     /// ctime and inode match still has these: its `llistxattr` is skipped.
     public var xattrs: [Node.Xattr]?
+    /// One per extent of `content` (all of them chunks) for files of at least
+    /// `Archiver.fingerprintMinSize`: when the file changes, an extent whose bytes are still in
+    /// place is kept without chunking or hashing it again (nil: none recorded).
+    public var fingerprints: [ExtentFingerprint]?
 
     public init(size: Int64, mtimeNanos: Int64, ctimeNanos: Int64, inode: UInt64, content: [Node.Extent],
-                xattrs: [Node.Xattr]? = nil) {
+                xattrs: [Node.Xattr]? = nil, fingerprints: [ExtentFingerprint]? = nil) {
         self.size = size
         self.mtimeNanos = mtimeNanos
         self.ctimeNanos = ctimeNanos
         self.inode = inode
         self.content = content
         self.xattrs = xattrs
+        self.fingerprints = fingerprints
     }
 
     /// True when `st` is the file this row describes, unchanged since.
     public func matches(_ st: FileStatus) -> Bool {
         size == st.size && mtimeNanos == st.mtime.nanos && ctimeNanos == st.ctime.nanos && inode == st.inode
+    }
+}
+
+/// A data extent's fingerprint in the file cache: the GMAC (AES-256-GCM over an empty
+/// plaintext) of the extent's bytes under the writer's fingerprint key and a random nonce used
+/// for this tag only. It never leaves the local catalog.
+public struct ExtentFingerprint: Sendable, Equatable {
+    public static let nonceLength = 12, tagLength = 16
+    public let nonce: [UInt8]
+    public let tag: [UInt8]
+    public init(nonce: [UInt8], tag: [UInt8]) {
+        precondition(nonce.count == ExtentFingerprint.nonceLength && tag.count == ExtentFingerprint.tagLength)
+        self.nonce = nonce
+        self.tag = tag
     }
 }
 
@@ -76,21 +95,22 @@ public final class Catalog: @unchecked Sendable {
                 offset INTEGER NOT NULL, length INTEGER NOT NULL, rawlen INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, json BLOB NOT NULL, generation INTEGER NOT NULL, writer TEXT);
             CREATE TABLE IF NOT EXISTS filecache(dir BLOB NOT NULL, name BLOB NOT NULL, size INTEGER, mtime INTEGER,
-                ctime INTEGER, inode INTEGER, content BLOB, xattrs BLOB, PRIMARY KEY(dir, name)) WITHOUT ROWID;
+                ctime INTEGER, inode INTEGER, content BLOB, xattrs BLOB, fingerprints BLOB, PRIMARY KEY(dir, name)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS key_usage(slot TEXT PRIMARY KEY, last_used TEXT NOT NULL);
             INSERT OR REPLACE INTO meta(key, value) VALUES('schema', '\(Catalog.schemaVersion)');
             INSERT OR REPLACE INTO meta(key, value) VALUES('repository', '\(repositoryID)');
             """)
-        // Catalogs made before file-cache rows recorded extended attributes: add the column
-        // (NULL in old rows: those files' attributes are read as before).
-        var columns: Set<String> = []
-        try db.prepare("PRAGMA table_info(filecache)").forEachRow([]) { columns.insert($0.text(1)) }
-        if !columns.contains("xattrs") {
-            do { try db.execute("ALTER TABLE filecache ADD COLUMN xattrs BLOB") } catch {
-                // Another process may have added it first.
-                columns.removeAll()
-                try db.prepare("PRAGMA table_info(filecache)").forEachRow([]) { columns.insert($0.text(1)) }
-                if !columns.contains("xattrs") { throw error }
+        // Catalogs made before file-cache rows recorded extended attributes and extent
+        // fingerprints: add the columns (NULL in old rows, which then work as before).
+        for column in ["xattrs", "fingerprints"] {
+            func exists() throws -> Bool {
+                var found = false
+                try db.prepare("PRAGMA table_info(filecache)").forEachRow([]) { if $0.text(1) == column { found = true } }
+                return found
+            }
+            if try exists() { continue }
+            do { try db.execute("ALTER TABLE filecache ADD COLUMN \(column) BLOB") } catch {
+                if try !exists() { throw error }   // else another process added it first
             }
         }
     }
@@ -206,12 +226,13 @@ public final class Catalog: @unchecked Sendable {
                 if let name {
                     try statement("INSERT OR IGNORE INTO index_files(name) VALUES(?)").forEachRow([.text(name)]) { _ in }
                 }
-                let fc = try statement("INSERT OR REPLACE INTO filecache(dir, name, size, mtime, ctime, inode, content, xattrs) VALUES(?,?,?,?,?,?,?,?)")
+                let fc = try statement("INSERT OR REPLACE INTO filecache(dir, name, size, mtime, ctime, inode, content, xattrs, fingerprints) VALUES(?,?,?,?,?,?,?,?,?)")
                 for row in fileCache {
                     try fc.forEachRow([.blob(row.dir), .blob(row.name), .integer(row.entry.size), .integer(row.entry.mtimeNanos),
                                        .integer(row.entry.ctimeNanos), .integer(Int64(bitPattern: row.entry.inode)),
                                        .blob(Catalog.encodeExtents(row.entry.content)),
-                                       row.entry.xattrs.map { .blob(Catalog.encodeXattrs($0)) } ?? .null]) { _ in }
+                                       row.entry.xattrs.map { .blob(Catalog.encodeXattrs($0)) } ?? .null,
+                                       row.entry.fingerprints.map { .blob(Catalog.encodeFingerprints($0)) } ?? .null]) { _ in }
                 }
             }
         }
@@ -323,13 +344,15 @@ public final class Catalog: @unchecked Sendable {
     public func fileCache(directory: [UInt8]) throws -> [[UInt8]: FileCacheEntry] {
         try lock.withLock {
             var out: [[UInt8]: FileCacheEntry] = [:]
-            try statement("SELECT name, size, mtime, ctime, inode, content, xattrs FROM filecache WHERE dir = ?")
+            try statement("SELECT name, size, mtime, ctime, inode, content, xattrs, fingerprints FROM filecache WHERE dir = ?")
                 .forEachRow([.blob(directory)]) { s in
                     guard let c = try? Catalog.decodeExtents(s.blob(5)) else { return }
-                    // An unreadable attribute list only costs the llistxattr it would have saved.
+                    // An unreadable attribute list or fingerprint list only costs the work it would have saved.
                     let x = s.isNull(6) ? nil : try? Catalog.decodeXattrs(s.blob(6))
+                    let f = s.isNull(7) ? nil : Catalog.decodeFingerprints(s.blob(7), extents: c)
                     out[s.blob(0)] = FileCacheEntry(size: s.int64(1), mtimeNanos: s.int64(2), ctimeNanos: s.int64(3),
-                                                    inode: UInt64(bitPattern: s.int64(4)), content: c, xattrs: x)
+                                                    inode: UInt64(bitPattern: s.int64(4)), content: c, xattrs: x,
+                                                    fingerprints: f)
                 }
             return out
         }
@@ -349,6 +372,22 @@ public final class Catalog: @unchecked Sendable {
         w.varint(UInt64(xattrs.count))
         for x in xattrs { w.lengthPrefixed(x.name); w.lengthPrefixed(x.value) }
         return w.bytes
+    }
+    /// 28 bytes per extent: nonce, tag.
+    static func encodeFingerprints(_ fingerprints: [ExtentFingerprint]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(fingerprints.count * (ExtentFingerprint.nonceLength + ExtentFingerprint.tagLength))
+        for f in fingerprints { out += f.nonce; out += f.tag }
+        return out
+    }
+    /// nil unless there is exactly one fingerprint per extent and every extent is a chunk.
+    static func decodeFingerprints(_ bytes: [UInt8], extents: [Node.Extent]) -> [ExtentFingerprint]? {
+        let n = ExtentFingerprint.nonceLength, t = ExtentFingerprint.tagLength
+        guard bytes.count == extents.count * (n + t),
+              extents.allSatisfy({ if case .chunk = $0 { return true } else { return false } }) else { return nil }
+        return stride(from: 0, to: bytes.count, by: n + t).map {
+            ExtentFingerprint(nonce: Array(bytes[$0..<($0 + n)]), tag: Array(bytes[($0 + n)..<($0 + n + t)]))
+        }
     }
     static func decodeXattrs(_ bytes: [UInt8]) throws -> [Node.Xattr] {
         var r = ByteReader(bytes, what: "file cache")

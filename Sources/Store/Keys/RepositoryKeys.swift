@@ -149,6 +149,9 @@ public final class WriterKeys: @unchecked Sendable {
     public let mode: Mode
     public let chunkID: HMACSHA256
     public let gear: GearTable
+    /// Key of the file cache's extent fingerprints (GMAC, docs/FORMAT.md §11): derived from the
+    /// chunk-id key, so a rotated chunk-id key never matches fingerprints made under the old one.
+    let fingerprintKey: [UInt8]
 
     public init(repositoryID: [UInt8], generation: UInt32, chunkIDKey: SecretBytes, chunkerKey: SecretBytes,
                 indexKey: SecretBytes, mode: Mode) {
@@ -161,6 +164,11 @@ public final class WriterKeys: @unchecked Sendable {
         self.mode = mode
         chunkID = HMACSHA256(key: chunkIDKey)
         gear = chunkerKey.withUnsafeBytes { GearTable(key: $0) }
+        var ikm = chunkIDKey.copyBytes()
+        defer { secureZero(&ikm) }
+        guard let k = try? HKDF.sha256(inputKey: ikm, salt: repositoryID, info: Array("coffer extent fingerprint".utf8),
+                                       outputLength: 32) else { fatalError("HKDF-SHA256 with a 32-byte key failed") }
+        fingerprintKey = k
     }
 
     /// True for a write-only key (it cannot decrypt snapshots, trees or data).
@@ -180,6 +188,14 @@ public final class WriterKeys: @unchecked Sendable {
     }
     public func blobID(_ plaintext: [UInt8]) -> BlobID {
         BlobID(bytes: chunkID.authenticationCode(plaintext))
+    }
+
+    /// The file-cache fingerprint of `data` under `nonce` (use a nonce for one input only).
+    func fingerprint(_ data: UnsafeRawBufferPointer, nonce: [UInt8]) -> ExtentFingerprint {
+        guard let tag = try? AESGCM.gmac(key: fingerprintKey, nonce: nonce, data: data) else {
+            fatalError("GMAC with a 32-byte key and a 12-byte nonce failed")
+        }
+        return ExtentFingerprint(nonce: nonce, tag: tag)
     }
 
     static func symmetricSessionKey(_ root: SecretBytes, _ sessionID: [UInt8]) throws -> [UInt8] {
