@@ -189,7 +189,7 @@ public final class Archiver {
 
     private func xattrs(_ path: RawPath) -> [Node.Xattr] {
         do {
-            return try Posix.extendedAttributes(path).map { Node.Xattr(name: $0.name, value: $0.value) }
+            return try DirectoryScan.attributes(of: path)
         } catch let e as PosixError {
             note(e)
             return []
@@ -395,39 +395,25 @@ public final class Archiver {
 
     private func chunkRegion(_ fh: FileHandle, offset: Int64, length: Int64, into extents: inout [Node.Extent],
                              fingerprints: inout [ExtentFingerprint]?) throws -> Int64 {
-        var start = 0, end = 0
+        var window = FileWindow(fh: fh, buffer: buffer, start: offset, end: offset + length)
         var pos = offset
-        let limit = offset + length
-        var eof = false
-        var consumed: Int64 = 0
         while true {
-            if !eof {
-                if start > 0 {
-                    if end > start { memmove(buffer.baseAddress!, buffer.baseAddress! + start, end - start) }
-                    end -= start
-                    start = 0
-                }
-                while end < bufferSize && pos < limit {
-                    let want = Int(min(Int64(bufferSize - end), limit - pos))
-                    let n = try fh.pread(into: UnsafeMutableRawBufferPointer(rebasing: buffer[end..<(end + want)]), offset: pos)
-                    if n == 0 { eof = true; break }
-                    end += n
-                    pos += Int64(n)
-                    summary.bytesRead += Int64(n)
-                }
-                if pos >= limit { eof = true }
-            }
-            var s = start
-            for c in try storeChunks(buffer, from: start, to: end, final: eof, fingerprint: fingerprints != nil) {
+            summary.bytesRead += try window.fill(from: pos, lookahead: repo.config.chunkerMaxSize)
+            let avail = window.available(from: pos)
+            if avail == 0 { return pos - offset }
+            let rel = window.index(of: pos)
+            for c in try storeChunks(buffer, from: rel, to: rel + avail, final: window.atEnd, fingerprint: fingerprints != nil) {
                 extents.append(.chunk(c.id, length: Int64(c.length)))
                 if let f = c.fingerprint { fingerprints?.append(f) }
-                consumed += Int64(c.length)
-                progress.update { $0.bytesDone += Int64(c.length); $0.bytesRead += Int64(c.length) }
-                s = c.start + c.length
+                chunkDone(Int64(c.length))
+                pos = window.offset(of: c.start + c.length)
             }
-            start = s
-            if eof && start >= end { return consumed }
         }
+    }
+
+    /// Progress for `length` bytes of file data chunked (or kept) and stored.
+    func chunkDone(_ length: Int64) {
+        progress.update { $0.bytesDone += length; $0.bytesRead += length }
     }
 
     /// Cuts `buf[from..<to]` into chunks (up to `to` when `final`, else up to the last cut the

@@ -31,7 +31,7 @@ extension Archiver {
         }
         let writer = repo.writer
         let lookahead = repo.config.chunkerMaxSize
-        var window = FileWindow(fh: fh, buffer: buffer, end: size)
+        var window = FileWindow(fh: fh, buffer: buffer, start: 0, end: size)
         var extents: [Node.Extent] = [], out: [ExtentFingerprint] = []
         var pos: Int64 = 0
         while true {
@@ -52,7 +52,7 @@ extension Archiver {
                         extents.append(.chunk(o.id, length: o.length))
                         out.append(o.fingerprint)
                         pos += o.length
-                        progress.update { $0.bytesDone += o.length }
+                        chunkDone(o.length)
                         continue
                     }
                 }
@@ -79,7 +79,7 @@ extension Archiver {
             for c in try storeCuts(cuts, in: buffer, fingerprint: true) {
                 extents.append(.chunk(c.id, length: Int64(c.length)))
                 if let f = c.fingerprint { out.append(f) }
-                progress.update { $0.bytesDone += Int64(c.length) }
+                chunkDone(Int64(c.length))
             }
             pos = window.offset(of: s)
         }
@@ -96,14 +96,16 @@ extension Archiver {
 struct FileWindow {
     let fh: FileHandle
     let buffer: UnsafeMutableRawBufferPointer
-    /// Where the file ends: its size when opened, or where a read found it shorter.
+    /// Where the file (or region) ends: as given, or where a read found the file shorter.
     private(set) var end: Int64
-    private(set) var start: Int64 = 0
+    private(set) var start: Int64
     private(set) var count = 0
 
-    init(fh: FileHandle, buffer: UnsafeMutableRawBufferPointer, end: Int64) {
+    /// A window on the file's bytes from `start` to `end` (its size, or the end of a region).
+    init(fh: FileHandle, buffer: UnsafeMutableRawBufferPointer, start: Int64, end: Int64) {
         self.fh = fh
         self.buffer = buffer
+        self.start = start
         self.end = end
     }
 

@@ -58,7 +58,7 @@ struct DirectoryScan {
                 }
                 var xattrs: [Node.Xattr] = []
                 do {
-                    xattrs = try Posix.extendedAttributes(path.appending(name)).map { Node.Xattr(name: $0.name, value: $0.value) }
+                    xattrs = try attributes(of: path.appending(name))
                 } catch let e as PosixError {
                     scan.errors.append(e)
                 } catch {}
@@ -66,6 +66,11 @@ struct DirectoryScan {
             }
         }
         return scan
+    }
+
+    /// An entry's extended attributes as tree nodes hold them.
+    static func attributes(of path: RawPath) throws -> [Node.Xattr] {
+        try Posix.extendedAttributes(path).map { Node.Xattr(name: $0.name, value: $0.value) }
     }
 
     /// The subdirectories the walk descends into, in the order it does.
