@@ -122,9 +122,11 @@ final class DirHandles: @unchecked Sendable {
 /// when that did not fit; nil skips the entry.
 fileprivate func replyDirectory(_ req: fuse_req_t?, _ list: [FSDirEntry], size: Int, from: Int,
                                 add: (FSDirEntry, [CChar], UnsafeMutablePointer<CChar>, Int, off_t) -> (Int, (() -> Void)?)?) {
-    var buf = [CChar](repeating: 0, count: size)
-    var used = 0
-    buf.withUnsafeMutableBufferPointer { b in
+    // Not zero-filled first (the kernel asks for up to 128 KiB per call, and zeroing it cost
+    // ~9 % of the daemon's time in a `find`): fuse_add_direntry* write every byte of an
+    // entry, padding included, and only the `used` bytes are sent.
+    let buf = [CChar](unsafeUninitializedCapacity: size) { b, initialized in
+        var used = 0
         for i in from..<max(from, list.count) {
             let name = (list[i].name + [0]).map { CChar(bitPattern: $0) }
             guard let (need, undo) = add(list[i], name, b.baseAddress! + used, size - used, off_t(i + 1)) else { continue }
@@ -134,8 +136,9 @@ fileprivate func replyDirectory(_ req: fuse_req_t?, _ list: [FSDirEntry], size: 
             }
             used += need
         }
+        initialized = used
     }
-    fuse_reply_buf(req, buf, used)
+    fuse_reply_buf(req, buf, buf.count)
 }
 
 fileprivate func fuseSession(_ req: fuse_req_t?) -> FuseSession {
