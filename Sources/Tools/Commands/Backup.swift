@@ -38,12 +38,15 @@ struct Backup: ParsableCommand {
         try runReportingErrors {
             let raw = paths.map { RawPath($0).normalizedAbsolute() }
             // The source is read ahead (metadata and file-cache rows, no key needed) while the
-            // passphrase KDF runs.
-            let prefetcher = SourcePrefetcher(paths: raw, excludes: excludes, oneFileSystem: oneFileSystem,
-                                              catalog: try repository.catalogBeforeUnlocking())
-            prefetcher.start()
-            defer { prefetcher.cancel() }
-            let repo = try repository.openForWriting(catalog: prefetcher.catalog)
+            // passphrase KDF runs. (A write-only key has no KDF; its catalog depends on the key,
+            // and the backup starts its own read-ahead once that is open.)
+            let early = try repository.catalogBeforeUnlocking()
+            let prefetcher = early.map {
+                SourcePrefetcher(paths: raw, excludes: excludes, oneFileSystem: oneFileSystem, catalog: $0)
+            }
+            prefetcher?.start()
+            defer { prefetcher?.cancel() }
+            let repo = try repository.openForWriting(catalog: early)
             let lock = try RepositoryLock.acquire(repo, exclusive: false)
             defer { lock.release() }
             // Fail before writing anything if *every* path is missing; single ones are reported by the walk.
