@@ -22,8 +22,8 @@ extension Archiver {
         var byStart: [Int64: Int] = [:]
         var offset: Int64 = 0
         for (e, f) in zip(previous, fingerprints) {
-            guard case .chunk(let id, let length) = e else {
-                return try storeContentReusing(fh, size: size)   // not a plain chunk list: no reuse
+            guard case .chunk(let id, let length) = e else {   // (rows with fingerprints have only chunks)
+                return try storeContentReusing(fh, size: size, previous: [], fingerprints: [])
             }
             byStart[offset] = old.count
             old.append((offset, length, id, f))
@@ -84,11 +84,6 @@ extension Archiver {
             pos = window.offset(of: s)
         }
         return (extents, out.count == extents.count ? out : nil)
-    }
-
-    /// Without usable previous fingerprints: the plain path, recording fingerprints.
-    private func storeContentReusing(_ fh: FileHandle, size: Int64) throws -> ([Node.Extent], [ExtentFingerprint]?) {
-        try storeContentReusing(fh, size: size, previous: [], fingerprints: [])
     }
 }
 
