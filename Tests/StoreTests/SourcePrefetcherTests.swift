@@ -106,12 +106,18 @@ final class SourcePrefetcherTests: XCTestCase {
         XCTFail("ctime of \(file) did not change")
     }
 
-    func testUnchangedFileTakesItsAttributesFromTheCatalogAndAChangedOneIsRead() throws {
+    /// src/f with one user attribute.
+    private func fileWithAttribute(_ name: String, _ value: String) throws -> (src: RawPath, file: RawPath) {
         let src = dir.appending("src")
         mkdirs([src])
         let file = src.appending("f")
         storeTestWriteFile(file, Array("content".utf8))
-        try Posix.setExtendedAttribute(file, name: Array("user.note".utf8), value: Array("first".utf8))
+        try Posix.setExtendedAttribute(file, name: Array(name.utf8), value: Array(value.utf8))
+        return (src, file)
+    }
+
+    func testUnchangedFileTakesItsAttributesFromTheCatalogAndAChangedOneIsRead() throws {
+        let (src, file) = try fileWithAttribute("user.note", "first")
         let repo = try openRepository()
         XCTAssertEqual(xattrs(try backup(repo, src), "f"), ["user.note": "first"])
         let row = try XCTUnwrap(try repo.catalog.fileCache(directory: src.bytes)[[0x66]])
@@ -131,11 +137,7 @@ final class SourcePrefetcherTests: XCTestCase {
     }
 
     func testRowWithoutRecordedAttributesIsCompletedOnce() throws {
-        let src = dir.appending("src")
-        mkdirs([src])
-        let file = src.appending("f")
-        storeTestWriteFile(file, Array("content".utf8))
-        try Posix.setExtendedAttribute(file, name: Array("user.k".utf8), value: Array("v".utf8))
+        let (src, _) = try fileWithAttribute("user.k", "v")
         let repo = try openRepository()
         _ = try backup(repo, src)
         // As a catalog from before attributes were recorded would have it.

@@ -29,6 +29,11 @@ public enum Posix {
     /// Entry names (raw bytes) sorted bytewise, without "." and "..".
     /// The directory is opened with O_NOFOLLOW: a symlink (even to a directory) throws ELOOP/ENOTDIR.
     public static func readDirectory(_ path: RawPath) throws -> [[UInt8]] {
+        try withDirectory(path) { dir, _ in try readNames(dir, path) }
+    }
+
+    /// Opens `path` as a directory (O_NOFOLLOW) for `body`, with its DIR* and descriptor.
+    private static func withDirectory<R>(_ path: RawPath, _ body: (OpaquePointer, Int32) throws -> R) throws -> R {
         let fd = try withCPath(path, "open") { cPath in
             try check("open", path) { Glibc.open(cPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         }
@@ -38,7 +43,7 @@ public enum Posix {
             throw PosixError(errno: code, operation: "opendir", path: path)
         }
         defer { closedir(dir) }   // also closes fd
-        return try readNames(dir, path)
+        return try body(dir, fd)
     }
 
     /// The names readdir(3) returns, sorted bytewise, without "." and "..".
@@ -68,26 +73,18 @@ public enum Posix {
     /// before they are looked at (exclusions). Throws when the directory itself cannot be read.
     public static func readDirectoryStatus(_ path: RawPath, skip: ([UInt8]) -> Bool = { _ in false })
         throws -> [(name: [UInt8], status: Result<FileStatus, PosixError>)] {
-        let fd = try withCPath(path, "open") { cPath in
-            try check("open", path) { Glibc.open(cPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-        }
-        guard let dir = fdopendir(fd) else {
-            let code = Glibc.errno
-            closeDescriptor(fd)
-            throw PosixError(errno: code, operation: "opendir", path: path)
-        }
-        defer { closedir(dir) }   // also closes fd
-        let names = try readNames(dir, path).filter { !skip($0) }
-        return names.map { name in
-            var st = Glibc.stat()
-            let (_, code) = RawPath.withCString(name) { cName in
-                attempt { fstatat(fd, cName, &st, AT_SYMLINK_NOFOLLOW) }
+        try withDirectory(path) { dir, fd in
+            try readNames(dir, path).filter { !skip($0) }.map { name in
+                var st = Glibc.stat()
+                let (_, code) = RawPath.withCString(name) { cName in
+                    attempt { fstatat(fd, cName, &st, AT_SYMLINK_NOFOLLOW) }
+                }
+                if let code { return (name, .failure(PosixError(errno: code, operation: "lstat", path: path.appending(name)))) }
+                guard let status = FileStatus(st) else {
+                    return (name, .failure(PosixError(errno: EINVAL, operation: "lstat", path: path.appending(name))))
+                }
+                return (name, .success(status))
             }
-            if let code { return (name, .failure(PosixError(errno: code, operation: "lstat", path: path.appending(name)))) }
-            guard let status = FileStatus(st) else {
-                return (name, .failure(PosixError(errno: EINVAL, operation: "lstat", path: path.appending(name))))
-            }
-            return (name, .success(status))
         }
     }
 
