@@ -1,7 +1,9 @@
 internal import Glibc
 
-/// Argon2id password-based key derivation (RFC 9106, version 0x13), through libargon2, the
-/// designers' reference library.
+/// Argon2id password-based key derivation (RFC 9106, version 0x13). One lane with a 16-byte
+/// salt and no secret or associated data goes through libsodium (SIMD block function, about
+/// 1.6× the scalar speed here, on one core); everything else through libargon2, the
+/// designers' reference library. Both compute the same function, so either reads any slot.
 public enum Argon2id {
     /// Derives `length` bytes from `password` and `salt` with `iterations` passes over
     /// `memoryKiB` KiB of memory split into `lanes` lanes, computed on up to `lanes` threads
@@ -17,6 +19,11 @@ public enum Argon2id {
         }
         guard iterations >= 1, lanes >= 1, lanes <= 0xff_ffff else {
             throw CryptoError.invalidParameter("argon2id needs at least 1 pass and 1 lane")
+        }
+        if lanes == 1, salt.count == SodiumLibrary.saltBytes, secret.isEmpty, associatedData.isEmpty,
+           !password.isEmpty, length >= 16, memoryKiB >= 8 {
+            return try SodiumLibrary.argon2id(password: password, salt: salt, iterations: iterations,
+                                              memoryKiB: memoryKiB, length: length)
         }
         let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let threads = UInt32(min(Int(lanes), cores))

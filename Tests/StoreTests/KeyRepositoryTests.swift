@@ -80,16 +80,16 @@ final class KeyRepositoryTests: XCTestCase {
         XCTAssertEqual(kdfJSON["name"] as? String, "argon2id")
         XCTAssertEqual(kdfJSON["t"] as? Int, 3)
         XCTAssertEqual(kdfJSON["m"] as? Int, 1024)
-        XCTAssertEqual(kdfJSON["p"] as? Int, 4)
+        XCTAssertEqual(kdfJSON["p"] as? Int, 1)
         XCTAssertNil(kdfJSON["n"])
-        XCTAssertEqual(Data(base64Encoded: kdfJSON["salt"] as? String ?? "")?.count, 32)
+        XCTAssertEqual(Data(base64Encoded: kdfJSON["salt"] as? String ?? "")?.count, 16)
 
         let decoded = try KeyFile.decode(try slot.encoded(), name: "keys/x")
         XCTAssertEqual(try XCTUnwrap(try decoded.unlock(pass)).copyBytes(), StoreTestKeys.masterBytes)
         XCTAssertNil(try decoded.unlock(Array("correct horse ".utf8)))
         let kdf = try XCTUnwrap(decoded.kdf)
         let kek = try Argon2id.deriveKey(password: pass, salt: Array(Data(base64Encoded: kdf.salt)!), iterations: 3,
-                                         memoryKiB: 1024, lanes: 4, length: 32)
+                                         memoryKiB: 1024, lanes: 1, length: 32)
         XCTAssertEqual(try AESKeyWrap.unwrap(kek: kek, wrapped: Array(Data(base64Encoded: decoded.wrappedKey!)!)),
                        StoreTestKeys.masterBytes)
 
@@ -97,6 +97,27 @@ final class KeyRepositoryTests: XCTestCase {
         assertStoreError(.corrupt) { try hostile.unlock(pass) }
         var noPasses = decoded; noPasses.kdf?.t = nil
         assertStoreError(.corrupt) { try noPasses.unlock(pass) }
+    }
+
+    /// Slots made before the one-lane default (p = 4, a 32-byte salt: computed by libargon2)
+    /// still unlock, and a replacement for one keeps its cost and salt length.
+    func testFourLaneArgon2idSlotStillUnlocks() throws {
+        let pass = Array("old slot".utf8)
+        let salt = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        let old = KDFParameters(name: "argon2id", t: 1, m: 256, p: 4, salt: salt)
+        let slot = try KeyFile.passphrase(pass, master: SecretBytes(StoreTestKeys.masterBytes),
+                                          repositoryID: StoreTestKeys.repositoryID, kdf: old, label: nil)
+        let decoded = try KeyFile.decode(try slot.encoded(), name: "keys/old")
+        XCTAssertEqual(try XCTUnwrap(try decoded.unlock(pass)).copyBytes(), StoreTestKeys.masterBytes)
+        XCTAssertNil(try decoded.unlock(Array("old slot!".utf8)))
+        let kek = try Argon2id.deriveKey(password: pass, salt: (0..<32).map { UInt8($0) }, iterations: 1, memoryKiB: 256,
+                                         lanes: 4, length: 32)
+        XCTAssertEqual(try AESKeyWrap.unwrap(kek: kek, wrapped: Array(Data(base64Encoded: decoded.wrappedKey!)!)),
+                       StoreTestKeys.masterBytes)
+        let fresh = old.withFreshSalt()
+        XCTAssertEqual(fresh.p, 4)
+        XCTAssertEqual(Data(base64Encoded: fresh.salt)?.count, 32)
+        XCTAssertNotEqual(fresh.salt, old.salt)
     }
 
     func testWrongPassphraseReturnsNil() throws {

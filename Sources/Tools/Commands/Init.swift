@@ -12,7 +12,7 @@ struct Init: ParsableCommand {
     @OptionGroup var repository: RepositoryOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("Argon2id memory for the passphrase slot (default 64MiB, t=3, p=4; more is slower to attack).", valueName: "size"))
+    @Option(help: ArgumentHelp("Argon2id memory for the passphrase slot (default 64MiB, t=3, p=1; more is slower to attack).", valueName: "size"))
     var kdfMemory: String?
 
     @Option(help: "A label for the first key slot.")

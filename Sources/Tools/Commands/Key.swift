@@ -115,7 +115,7 @@ struct KeyCommand: ParsableCommand {
         @Option(help: "A label for the new slot (shown by 'key list').")
         var label: String?
 
-        @Option(help: ArgumentHelp("Argon2id memory for the new slot (default 64MiB, t=3, p=4).", valueName: "size"))
+        @Option(help: ArgumentHelp("Argon2id memory for the new slot (default 64MiB, t=3, p=1).", valueName: "size"))
         var kdfMemory: String?
 
         @Option(name: .customLong("gpg-recipient"),
@@ -435,7 +435,7 @@ struct KeyCommand: ParsableCommand {
         @Option(help: "A label for the new slot.")
         var label: String = "recovery"
 
-        @Option(help: ArgumentHelp("Argon2id memory for the new slot (default 64MiB, t=3, p=4).", valueName: "size"))
+        @Option(help: ArgumentHelp("Argon2id memory for the new slot (default 64MiB, t=3, p=1).", valueName: "size"))
         var kdfMemory: String?
 
         func run() throws {
