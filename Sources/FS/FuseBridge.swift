@@ -219,6 +219,10 @@ fileprivate func fillOperations(_ o: UnsafeMutablePointer<fuse_lowlevel_ops>) {
         fuseReply(req) { (s) throws(FSError) in
             let list = try s.fs.list(ino)
             fi!.pointee.fh = s.dirs.open(list)
+            // Snapshot content never changes: the kernel keeps the listing, and listing the
+            // directory again costs no readdir round trips (a second `find` of the bench
+            // snapshot: 0.11 s -> 0.01 s). Virtual directories are re-read for new snapshots.
+            if s.fs.isImmutable(ino) { cfuse3_fi_set_cache_readdir(fi) }
             fuse_reply_open(req, fi)
         }
     }
