@@ -200,7 +200,7 @@ def main():
         out.append("- Mount rows: latest snapshot mounted read-only (coffer mount --daemon, restic mount, "
                    "borg mount -f REPO::bench-3); every read test on a fresh mount (tool caches and the "
                    "per-mount FUSE page cache cold, repository files warm in the OS page cache); "
-                   "big file: %s; small files: the %s files < 64 KiB; tar, big file, random reads and "
+                   "big file: %s; small files: the %s files < 64 KiB; start + find, tar, big file, random reads and "
                    "small files: median of %s rounds (tools interleaved in each round)." % (
                        meta.get("large_rel", "?"), meta.get("small_expect", "?"), meta.get("mount_repeat", "1")))
     out.append("")
