@@ -1,4 +1,5 @@
 import Glibc
+import Dispatch
 import Store
 
 /// The read-only filesystem a mount presents, as plain Swift over the Store API:
@@ -66,6 +67,12 @@ public final class MountFS: @unchecked Sendable {
     var reported = Set<BlobID>()
     var prefetchedUpTo: [BlobID: Int] = [:]   // per directory tree: siblings queued so far
     let prefetcher: Prefetcher
+    /// Directory trees read ahead: a listed directory's subdirectories are loaded on another
+    /// core before anyone opens them (a walk such as `find` then finds them in `trees`).
+    let treeReadAhead = DispatchQueue(label: "coffer.mount.tree-read-ahead", qos: .utility)
+    var treesQueued = 0
+    var stopped = false
+    static let treeReadAheadLimit = 1024
     /// Set by the FUSE session while mounted: prefetched files go into the kernel's page cache.
     public let pagePusher = PagePusher()
 
@@ -90,7 +97,10 @@ public final class MountFS: @unchecked Sendable {
     }
 
     /// Stops background threads (after unmount).
-    public func shutdown() { prefetcher.stop() }
+    public func shutdown() {
+        lock.withLock { stopped = true }
+        prefetcher.stop()
+    }
 
     // MARK: - Snapshot list
 
@@ -204,11 +214,15 @@ public final class MountFS: @unchecked Sendable {
                 out.append(FSDirEntry(name: name, ino: attr.ino, mode: attr.mode))
             }
         case .snapshotRoot(let snap, let tree):
-            for n in try loadTree(tree, path: e.path).nodes { out.append(dirEntry(n, snapshot: snap, parentIno: e.attr.ino)) }
+            let t = try loadTree(tree, path: e.path)
+            readAheadSubtrees(of: t)
+            for n in t.nodes { out.append(dirEntry(n, snapshot: snap, parentIno: e.attr.ino)) }
         case .node(let snap, let node):
             guard node.kind == .directory else { throw FSError(ENOTDIR) }
             if let sub = node.subtree {
-                for n in try loadTree(sub, path: e.path).nodes { out.append(dirEntry(n, snapshot: snap, parentIno: e.attr.ino)) }
+                let t = try loadTree(sub, path: e.path)
+                readAheadSubtrees(of: t)
+                for n in t.nodes { out.append(dirEntry(n, snapshot: snap, parentIno: e.attr.ino)) }
             }
         case .symlink:
             throw FSError(ENOTDIR)
@@ -230,6 +244,31 @@ public final class MountFS: @unchecked Sendable {
         } catch {
             log("\(path()): cannot read directory: \(error)")
             throw FSError(EIO)
+        }
+    }
+
+    /// Loads the subdirectory trees of `t` in the background (at most `treeReadAheadLimit`
+    /// queued; errors are left for the reader who opens that directory to report).
+    func readAheadSubtrees(of t: Tree) {
+        var ids: [BlobID] = []
+        for n in t.nodes where n.kind == .directory {
+            if let sub = n.subtree, !trees.contains(sub) { ids.append(sub) }
+        }
+        guard !ids.isEmpty else { return }
+        let admitted: Bool = lock.withLock {
+            guard !stopped, treesQueued + ids.count <= MountFS.treeReadAheadLimit else { return false }
+            treesQueued += ids.count
+            return true
+        }
+        guard admitted else { return }
+        let queued = ids
+        treeReadAhead.async { [self] in
+            for id in queued {
+                if !lock.withLock({ stopped }) && !trees.contains(id), let t = try? repo.loadTree(id) {
+                    trees.put(id, t, cost: 256 + t.nodes.count * 160)
+                }
+                lock.withLock { treesQueued -= 1 }
+            }
         }
     }
 

@@ -132,4 +132,40 @@ final class MountFSReadTests: XCTestCase {
         while following.contains(where: { !fs.repo.isCached($0) }) && Date() < deadline { usleep(2000) }
         XCTAssertTrue(following.allSatisfy { fs.repo.isCached($0) }, "the next files' first chunks were not prefetched")
     }
+
+    /// Listing a directory loads its subdirectories' trees in the background, so a walk that
+    /// descends next finds them decoded; directories nobody listed are not loaded.
+    func testListingADirectoryReadsItsSubdirectoryTreesAhead() throws {
+        let src = dir.appending("src")
+        for d in ["", "/s1", "/s2", "/s1/deep"] {
+            XCTAssertEqual(src.description.appending(d).withCString { mkdir($0, 0o755) }, 0)
+        }
+        storeTestWriteFile(src.appending("s1").appending("f"), Array("one".utf8))
+        storeTestWriteFile(src.appending("s2").appending("g"), Array("two".utf8))
+        storeTestWriteFile(src.appending("s1").appending("deep").appending("h"), Array("three".utf8))
+        let backend = LocalBackend(path: dir.appending("repo"))
+        _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
+        let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
+        let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
+        let fs = try MountFS(repository: repo, log: { _ in })
+        defer { fs.shutdown() }
+        var node: UInt64 = try fs.lookup(parent: 1, name: Array("ids".utf8)).id
+        node = try fs.lookup(parent: node, name: Array(result.snapshotID.prefix(8).utf8)).id
+        for component in src.description.split(separator: "/") {
+            node = try fs.lookup(parent: node, name: Array(component.utf8)).id
+        }
+        func subtree(_ parent: UInt64, _ name: String) throws -> BlobID {
+            guard case .node(_, let n) = try fs.entry(try fs.lookup(parent: parent, name: Array(name.utf8)).id).kind,
+                  let t = n.subtree else { throw FSError(ENOTDIR) }
+            return t
+        }
+        let s1 = try subtree(node, "s1"), s2 = try subtree(node, "s2")
+        let deep = try subtree(try fs.lookup(parent: node, name: Array("s1".utf8)).id, "deep")
+        for id in [s1, s2, deep] { fs.trees.remove(id) }
+        XCTAssertEqual(try fs.list(node).count, 4)   // ., .., s1, s2
+        let deadline = Date().addingTimeInterval(10)
+        while !(fs.trees.contains(s1) && fs.trees.contains(s2)) && Date() < deadline { usleep(2000) }
+        XCTAssertTrue(fs.trees.contains(s1) && fs.trees.contains(s2), "the subdirectories' trees were not read ahead")
+        XCTAssertFalse(fs.trees.contains(deep), "a directory two levels down was read before its parent was listed")
+    }
 }
