@@ -184,7 +184,9 @@ def main():
                 vers[-1] += " — **FAILED in %s**" % st.split(":", 1)[1]
     out.append("- Versions: " + "; ".join(vers))
     out.append("- Default settings for every tool, fresh repositories and fresh tool caches; "
-               "page cache NOT dropped: all tools read the same warm cache. Harness run took %s s." %
+               "page cache NOT dropped, and right before each timed step the data it reads (the tree for backups, the "
+               "tool's repository for restores and mounts) is read into it, so every tool reads warm data "
+               "(this host's DAMON reclaim evicts idle page cache). Harness run took %s s." %
                meta.get("total_s", "?"))
     if "restore_on" in meta:
         rounds = meta.get("restore_repeat", "1")
