@@ -238,13 +238,18 @@ public final class MountFS: @unchecked Sendable {
     func loadTree(_ id: BlobID, path: @autoclosure () -> String) throws(FSError) -> Tree {
         if let t = trees.get(id) { return t }
         do {
-            let t = try repo.loadTree(id)
-            trees.put(id, t, cost: 256 + t.nodes.count * 160)
-            return t
+            return try fetchTree(id)
         } catch {
             log("\(path()): cannot read directory: \(error)")
             throw FSError(EIO)
         }
+    }
+
+    /// Reads and decodes tree `id` from the repository and keeps it in `trees`.
+    func fetchTree(_ id: BlobID) throws -> Tree {
+        let t = try repo.loadTree(id)
+        trees.put(id, t, cost: 256 + t.nodes.count * 160)
+        return t
     }
 
     /// Loads the subdirectory trees of `t` in the background (at most `treeReadAheadLimit`
@@ -264,9 +269,7 @@ public final class MountFS: @unchecked Sendable {
         let queued = ids
         treeReadAhead.async { [self] in
             for id in queued {
-                if !lock.withLock({ stopped }) && !trees.contains(id), let t = try? repo.loadTree(id) {
-                    trees.put(id, t, cost: 256 + t.nodes.count * 160)
-                }
+                if !lock.withLock({ stopped }) && !trees.contains(id) { _ = try? fetchTree(id) }
                 lock.withLock { treesQueued -= 1 }
             }
         }

@@ -13,7 +13,7 @@ public struct KDFParameters: Codable, Sendable, Equatable {
     public var m: UInt32?
     /// scrypt: parallelism p; Argon2id: lanes p.
     public var p: UInt64
-    public var salt: String          // base64, 32 random bytes
+    public var salt: String          // base64, random: 16 bytes (new Argon2id slots) or 32 (older slots, scrypt)
 
     /// Default: Argon2id with 64 MiB, t = 3 (the memory and passes of RFC 9106's second
     /// recommended option) in one lane with a 16-byte salt, which libsodium's SIMD code
