@@ -183,15 +183,19 @@ final class MountTests: CofferTestCase {
         let pages = try next.map { (Int(try Posix.lstat($0).size) + 4095) / 4096 }
         XCTAssertEqual(try next.map(residentPages), next.map { _ in 0 }, "nothing is cached before a read")
         XCTAssertEqual(try TreeCompare.readAll(dir.appending(names[0])), try TreeCompare.readAll(src.appending(names[0])))
+        // A file counts once one poll saw all its pages resident. Reclaim may drop cached pages
+        // again at any time (a DAMON pageout scheme on the CI hosts does, seconds after a push),
+        // so the test asks whether each file was filled, not whether it still is.
         let deadline = Monotonic.now() + 20
-        var resident: [Int] = []
+        var mostSeen = next.map { _ in 0 }
         while Monotonic.now() < deadline {
-            resident = try next.map(residentPages)
-            if resident == pages { break }
+            let resident = try next.map(residentPages)
+            mostSeen = zip(mostSeen, resident).map { max($0, $1) }
+            if mostSeen == pages { break }
             usleep(10_000)   // polling interval; the deadline above bounds the wait
         }
-        // Every page, the partial last one included, is cached and up to date.
-        XCTAssertEqual(resident, pages, "pages resident in the following files")
+        // Every page, the partial last one included, was cached; what is read is up to date.
+        XCTAssertEqual(mostSeen, pages, "most pages seen resident at once in the following files")
         for n in names.dropFirst() {
             XCTAssertEqual(try TreeCompare.readAll(dir.appending(n)), try TreeCompare.readAll(src.appending(n)), n)
         }
