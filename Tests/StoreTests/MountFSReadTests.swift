@@ -27,7 +27,7 @@ final class MountFSReadTests: XCTestCase {
     private let sparseData = storeTestBytes(count: 8192, seed: 4)
 
     /// Backs up a directory of files and returns the mounted view plus each file's node id.
-    private func mounted() throws -> (MountFS, [String: UInt64]) {
+    private func mounted(through wrap: (LocalBackend) -> Backend = { $0 }) throws -> (MountFS, [String: UInt64]) {
         let src = dir.appending("src")
         XCTAssertEqual(src.withCString { mkdir($0, 0o755) }, 0)
         for (name, bytes) in contents { storeTestWriteFile(src.appending(name), bytes) }
@@ -38,7 +38,7 @@ final class MountFSReadTests: XCTestCase {
         sparse.close()
         let backend = LocalBackend(path: dir.appending("repo"))
         _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
-        let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
+        let repo = try Repository.open(backend: wrap(backend), passphrase: passphrase, cacheDirectory: dir.appending("cache"))
         let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
         let fs = try MountFS(repository: repo, log: { _ in })
         var node: UInt64 = try fs.lookup(parent: 1, name: Array("ids".utf8)).id
@@ -133,6 +133,50 @@ final class MountFSReadTests: XCTestCase {
         XCTAssertTrue(following.allSatisfy { fs.repo.isCached($0) }, "the next files' first chunks were not prefetched")
     }
 
+    /// A reader that needs a chunk the sibling prefetch also wants loads it once: the prefetch
+    /// thread leaves it to the reader and pushes the reader's result. (They used to decrypt and
+    /// decompress it both: 27 % of the bytes read from packs during a tar of small files.)
+    func testAReaderAndThePrefetchLoadAChunkOnce() throws {
+        var counting: CountingBackend!
+        let (fs, ids) = try mounted(through: { counting = CountingBackend($0); return counting })
+        defer { fs.shutdown() }
+        guard case .node(_, let node) = try fs.entry(ids["d-next"]!).kind, let (x, at) = node.content.first?.data else {
+            return XCTFail("d-next has no data")
+        }
+        let length = node.content[0].length
+        let expected = Array(contents.first { $0.0 == "d-next" }!.1.prefix(Int(length)))
+        let state = Condition()
+        var pushed: [[UInt8]] = []
+        var released = false
+        fs.prefetcher.setPush { data, targets in
+            let t = targets[0]
+            state.withLock { pushed.append(Array(data[Int(t.offset)..<Int(t.offset + t.length)])); state.broadcast() }
+        }
+        counting.reset()
+        var got: [UInt8]?
+        let reader = PThread.start {
+            got = try? fs.prefetcher.load(x) {
+                state.withLock { while !released { state.wait() } }
+                return try fs.repo.loadBlob(x, type: .data)
+            }
+        }
+        func poll(_ what: String, _ done: () -> Bool) {
+            let deadline = Date().addingTimeInterval(10)
+            while !done() && Date() < deadline { usleep(1000) }   // polling interval; the deadline bounds it
+            XCTAssertTrue(done(), what)
+        }
+        poll("the reader's load has begun") { fs.prefetcher.readerIsLoading(x) }
+        fs.prefetcher.enqueueSiblings([(x, PushTarget(inode: 99, offset: at, length: length))])
+        poll("a prefetch thread took the chunk and left it to the reader") { fs.prefetcher.pushesWaitingForReaders == 1 }
+        XCTAssertEqual(counting.reads(of: .packs), 0, "the prefetch loaded the chunk the reader is loading")
+        state.withLock { released = true; state.broadcast() }
+        poll("the chunk is pushed once the reader has it") { state.withLock { pushed.count == 1 } }
+        pthread_join(reader, nil)
+        XCTAssertEqual(got.map { Array($0[Int(at)..<Int(at + length)]) }, expected)
+        XCTAssertEqual(state.withLock { pushed }, [expected])
+        XCTAssertEqual(counting.reads(of: .packs), 1, "one read of the pack for the reader and the push together")
+    }
+
     /// Listing a directory loads its subdirectories' trees in the background, so a walk that
     /// descends next finds them decoded; directories nobody listed are not loaded.
     func testListingADirectoryReadsItsSubdirectoryTreesAhead() throws {
@@ -168,4 +212,28 @@ final class MountFSReadTests: XCTestCase {
         XCTAssertTrue(fs.trees.contains(s1) && fs.trees.contains(s2), "the subdirectories' trees were not read ahead")
         XCTAssertFalse(fs.trees.contains(deep), "a directory two levels down was read before its parent was listed")
     }
+}
+
+/// Forwards to a local backend and counts the reads of each kind of object.
+final class CountingBackend: Backend, @unchecked Sendable {
+    private let inner: LocalBackend
+    private let lock = Mutex()
+    private var counts: [ObjectKind: Int] = [:]
+
+    init(_ inner: LocalBackend) { self.inner = inner }
+
+    func reset() { lock.withLock { counts.removeAll() } }
+    func reads(of kind: ObjectKind) -> Int { lock.withLock { counts[kind] ?? 0 } }
+
+    var location: String { inner.location }
+    var stagingDirectory: RawPath { inner.stagingDirectory }
+    func get(_ name: ObjectName, range: Range<Int64>?) throws -> [UInt8] {
+        lock.withLock { counts[name.kind, default: 0] += 1 }
+        return try inner.get(name, range: range)
+    }
+    func stat(_ name: ObjectName) throws -> ObjectInfo { try inner.stat(name) }
+    func list(_ kind: ObjectKind) throws -> [ObjectInfo] { try inner.list(kind) }
+    func put(_ name: ObjectName, _ bytes: [UInt8]) throws { try inner.put(name, bytes) }
+    func putFile(_ name: ObjectName, from path: RawPath) throws { try inner.putFile(name, from: path) }
+    func delete(_ name: ObjectName) throws { try inner.delete(name) }
 }
