@@ -177,6 +177,46 @@ final class MountFSReadTests: XCTestCase {
         XCTAssertEqual(counting.reads(of: .packs), 1, "one read of the pack for the reader and the push together")
     }
 
+    /// tar reads a subdirectory's files before the files listed after it: reading a file loads
+    /// the first chunks of the following subdirectories' files too (their trees were read ahead
+    /// when the directory was listed), so the reader's first request there finds them decrypted.
+    func testReadingAFileLoadsTheFirstChunksOfTheFollowingSubdirectories() throws {
+        let src = dir.appending("src")
+        for d in ["", "/b", "/b/deep"] { XCTAssertEqual(src.description.appending(d).withCString { mkdir($0, 0o755) }, 0) }
+        for (i, f) in ["a", "b/x", "b/deep/y", "c"].enumerated() {
+            storeTestWriteFile(RawPath(src.description + "/" + f), storeTestBytes(count: 300_000, seed: UInt64(40 + i)))
+        }
+        let backend = LocalBackend(path: dir.appending("repo"))
+        _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
+        let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
+        let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
+        let fs = try MountFS(repository: repo, log: { _ in })
+        defer { fs.shutdown() }
+        var node: UInt64 = try fs.lookup(parent: 1, name: Array("ids".utf8)).id
+        node = try fs.lookup(parent: node, name: Array(result.snapshotID.prefix(8).utf8)).id
+        for component in src.description.split(separator: "/") {
+            node = try fs.lookup(parent: node, name: Array(component.utf8)).id
+        }
+        func entry(_ path: String) throws -> (id: UInt64, node: Node) {
+            var id = node
+            for c in path.split(separator: "/") { id = try fs.lookup(parent: id, name: Array(c.utf8)).id }
+            guard case .node(_, let n) = try fs.entry(id).kind else { throw FSError(ENOENT) }
+            return (id, n)
+        }
+        // (Looking up b/deep/y puts b/deep's tree at hand, as a walk that listed b would.)
+        let firstChunk = try ["b/x", "b/deep/y", "c"].map { try entry($0).node.content.first!.data!.id }
+        func poll(_ what: String, _ done: () -> Bool) {
+            let deadline = Date().addingTimeInterval(10)
+            while !done() && Date() < deadline { usleep(2000) }   // polling interval; the deadline bounds it
+            XCTAssertTrue(done(), what)
+        }
+        XCTAssertEqual(try fs.list(node).count, 5)   // ., .., a, b, c: reads b's tree ahead
+        poll("b's tree is read ahead") { fs.trees.contains(try! entry("b").node.subtree!) }
+        XCTAssertFalse(firstChunk.contains { fs.repo.isCached($0) }, "nothing is loaded before a read")
+        _ = try fs.read(inode: try entry("a").id, offset: 0, count: 4096)
+        poll("the first chunks of b/x, b/deep/y and c are loaded") { firstChunk.allSatisfy { fs.repo.isCached($0) } }
+    }
+
     /// Listing a directory loads its subdirectories' trees in the background, so a walk that
     /// descends next finds them decoded; directories nobody listed are not loaded.
     func testListingADirectoryReadsItsSubdirectoryTreesAhead() throws {
