@@ -64,11 +64,7 @@ extension MountFS {
     /// all of them): those files are then read without a request reaching the daemon.
     func prefetchSiblings(after name: [UInt8], in tree: BlobID, parentID: UInt64) {
         guard let t = trees.get(tree) else { return }
-        var lo = 0, hi = t.nodes.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if t.nodes[mid].name.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid }
-        }
+        let lo = MountFS.position(of: name, in: t)
         // Only extend the window when the reader is within 8 files of its end.
         let start: Int? = lock.withLock {
             let done = prefetchedUpTo[tree] ?? 0
@@ -106,6 +102,21 @@ extension MountFS {
             if n.kind == .directory { descend(n, depth: 0) } else { add(n, pushable: true) }
             i += 1
         }
+        // Past the end of this directory the walk goes on in its parent, after it (and so on
+        // up): there tar's next directory begins, and its first file is read through a request.
+        var dir = i < t.nodes.count ? nil : lock.withLock { entries[parentID] }
+        var levels = 0
+        while !full(), levels < 16, let d = dir, let upID = d.parentTree, let up = trees.get(upID) {
+            var j = MountFS.position(of: d.name, in: up)
+            if j < up.nodes.count, up.nodes[j].name == d.name { j += 1 }
+            while j < up.nodes.count && !full() {
+                let n = up.nodes[j]
+                if n.kind == .directory { descend(n, depth: 0) } else { add(n, pushable: false) }
+                j += 1
+            }
+            dir = d.parent
+            levels += 1
+        }
         let push = pagePusher.isActive
         let items = lock.withLock { () -> [(BlobID, PushTarget?)] in
             if prefetchedUpTo.count > 4096 { prefetchedUpTo.removeAll() }
@@ -116,6 +127,16 @@ extension MountFS {
             }
         }
         prefetcher.enqueueSiblings(items)
+    }
+
+    /// Index of the first node of `t` (sorted by name) not before `name`.
+    static func position(of name: [UInt8], in t: Tree) -> Int {
+        var lo = 0, hi = t.nodes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if t.nodes[mid].name.lexicographicallyPrecedes(name) { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 
     /// Called by a prefetch thread with a sibling's first chunk: into the page cache of each

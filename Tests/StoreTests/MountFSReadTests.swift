@@ -217,6 +217,39 @@ final class MountFSReadTests: XCTestCase {
         poll("the first chunks of b/x, b/deep/y and c are loaded") { firstChunk.allSatisfy { fs.repo.isCached($0) } }
     }
 
+    /// Past the last file of a directory the prefetch goes on in its parent, after it: the
+    /// next directory tar walks into, and the files after that.
+    func testReadingTheLastFileOfADirectoryLoadsWhatFollowsInItsParent() throws {
+        let src = dir.appending("src")
+        for d in ["", "/a", "/b"] { XCTAssertEqual(src.description.appending(d).withCString { mkdir($0, 0o755) }, 0) }
+        for (i, f) in ["a/x", "b/y", "c"].enumerated() {
+            storeTestWriteFile(RawPath(src.description + "/" + f), storeTestBytes(count: 300_000, seed: UInt64(50 + i)))
+        }
+        let backend = LocalBackend(path: dir.appending("repo"))
+        _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
+        let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
+        let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
+        let fs = try MountFS(repository: repo, log: { _ in })
+        defer { fs.shutdown() }
+        var node: UInt64 = try fs.lookup(parent: 1, name: Array("ids".utf8)).id
+        node = try fs.lookup(parent: node, name: Array(result.snapshotID.prefix(8).utf8)).id
+        for component in src.description.split(separator: "/") {
+            node = try fs.lookup(parent: node, name: Array(component.utf8)).id
+        }
+        func entry(_ path: String) throws -> (id: UInt64, node: Node) {
+            var id = node
+            for c in path.split(separator: "/") { id = try fs.lookup(parent: id, name: Array(c.utf8)).id }
+            guard case .node(_, let n) = try fs.entry(id).kind else { throw FSError(ENOENT) }
+            return (id, n)
+        }
+        let following = try ["b/y", "c"].map { try entry($0).node.content.first!.data!.id }
+        XCTAssertFalse(following.contains { fs.repo.isCached($0) }, "nothing is loaded before a read")
+        _ = try fs.read(inode: try entry("a/x").id, offset: 0, count: 4096)
+        let deadline = Date().addingTimeInterval(10)
+        while !following.allSatisfy({ fs.repo.isCached($0) }) && Date() < deadline { usleep(2000) }   // polling interval
+        XCTAssertTrue(following.allSatisfy { fs.repo.isCached($0) }, "b/y and c were not loaded after a/x was read")
+    }
+
     /// Listing a directory loads its subdirectories' trees in the background, so a walk that
     /// descends next finds them decoded; directories nobody listed are not loaded.
     func testListingADirectoryReadsItsSubdirectoryTreesAhead() throws {
