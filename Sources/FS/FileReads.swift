@@ -299,6 +299,9 @@ final class Prefetcher: @unchecked Sendable {
         }
     }
 
+    /// The prefetch threads' nice value.
+    static let nice: Int32 = 5
+
     /// One thread per core, 2–8.
     convenience init(repository: Repository, depth: Int) {
         let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -409,6 +412,13 @@ final class Prefetcher: @unchecked Sendable {
     }
 
     private func work() {
+        // Below the FUSE threads: a request the reader waits for comes before loading ahead.
+        // Both cores are busy during a tar (tar, its pipe, the prefetch), and at the same
+        // priority a woken FUSE thread often waited for a prefetch thread's time slice:
+        // nice 5 made a tar of the 1 GiB bench snapshot 3-10 % faster (9 of 10 interleaved
+        // pairs, two runs; the small files alone 10 %, the large ones 16 %). On Linux
+        // the nice value is per thread, and `who` 0 names the calling one.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Prefetcher.nice)
         while true {
             let id: BlobID? = cond.withLock {
                 while true {

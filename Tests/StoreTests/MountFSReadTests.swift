@@ -250,6 +250,29 @@ final class MountFSReadTests: XCTestCase {
         XCTAssertTrue(following.allSatisfy { fs.repo.isCached($0) }, "b/y and c were not loaded after a/x was read")
     }
 
+    /// The prefetch threads run below the FUSE threads (nice 5): on two busy cores, a request a
+    /// reader waits for is served before chunks for later.
+    func testPrefetchThreadsRunAtALowerPriority() throws {
+        func niceValues() throws -> [Int] {
+            try Posix.readDirectory(RawPath("/proc/self/task")).compactMap { tid -> Int? in
+                guard let bytes = storeTestReadFile(RawPath("/proc/self/task/" + String(decoding: tid, as: UTF8.self) + "/stat")) else { return nil }
+                let stat = String(decoding: bytes, as: UTF8.self)
+                guard let close = stat.lastIndex(of: ")") else { return nil }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                return Int(fields[16])   // field 19 of stat: nice (fields after the name start at 3)
+            }
+        }
+        let before = try niceValues().filter { $0 == Int(Prefetcher.nice) }.count
+        let (fs, _) = try mounted()
+        defer { fs.shutdown() }
+        let deadline = Date().addingTimeInterval(10)
+        var now = 0
+        repeat { now = try niceValues().filter { $0 == Int(Prefetcher.nice) }.count; usleep(1000) }   // polling interval
+            while now < before + 2 && Date() < deadline
+        XCTAssertGreaterThanOrEqual(now - before, 2, "prefetch threads at nice \(Prefetcher.nice)")
+        XCTAssertEqual(Prefetcher.nice, 5)
+    }
+
     /// Listing a directory loads its subdirectories' trees in the background, so a walk that
     /// descends next finds them decoded; directories nobody listed are not loaded.
     func testListingADirectoryReadsItsSubdirectoryTreesAhead() throws {
