@@ -54,7 +54,12 @@ extension MountFS {
             e.file = made
             return (made, true)
         }
-        if first, let tree = e.parentTree { prefetchSiblings(after: n.name, in: tree, parentID: e.parentID) }
+        if first, let tree = e.parentTree {
+            let parentID = e.parentID
+            siblingWindows.async { [self] in
+                if !lock.withLock({ stopped }) { prefetchSiblings(after: n.name, in: tree, parentID: parentID) }
+            }
+        }
         return f
     }
 
