@@ -36,6 +36,15 @@ final class MountFSReadTests: XCTestCase {
         try sparseData.withUnsafeBytes { try sparse.pwrite($0, at: sparseDataOffset) }
         try sparse.truncate(sparseSize)
         sparse.close()
+        let (fs, node) = try backUpAndMount(src, through: wrap)
+        var ids: [String: UInt64] = [:]
+        for name in contents.map(\.0) + ["f-sparse"] { ids[name] = try fs.lookup(parent: node, name: Array(name.utf8)).id }
+        return (fs, ids)
+    }
+
+    /// Backs up `src` into a new repository (read through `wrap`) and returns the mounted view
+    /// plus the node id of `src` in it.
+    private func backUpAndMount(_ src: RawPath, through wrap: (LocalBackend) -> Backend = { $0 }) throws -> (MountFS, UInt64) {
         let backend = LocalBackend(path: dir.appending("repo"))
         _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
         let repo = try Repository.open(backend: wrap(backend), passphrase: passphrase, cacheDirectory: dir.appending("cache"))
@@ -46,9 +55,32 @@ final class MountFSReadTests: XCTestCase {
         for component in src.description.split(separator: "/") {
             node = try fs.lookup(parent: node, name: Array(component.utf8)).id
         }
-        var ids: [String: UInt64] = [:]
-        for name in contents.map(\.0) + ["f-sparse"] { ids[name] = try fs.lookup(parent: node, name: Array(name.utf8)).id }
-        return (fs, ids)
+        return (fs, node)
+    }
+
+    /// Makes `src` with subdirectories `dirs` and files `files` (paths relative to `src`).
+    private func makeTree(dirs: [String], files: [(String, [UInt8])]) -> RawPath {
+        let src = dir.appending("src")
+        for d in [""] + dirs.map({ "/" + $0 }) {
+            XCTAssertEqual(src.description.appending(d).withCString { mkdir($0, 0o755) }, 0)
+        }
+        for (f, bytes) in files { storeTestWriteFile(RawPath(src.description + "/" + f), bytes) }
+        return src
+    }
+
+    /// The node id and tree node at `path` (relative, "/"-separated) below node `root`.
+    private func entry(_ fs: MountFS, _ root: UInt64, _ path: String) throws -> (id: UInt64, node: Node) {
+        var id = root
+        for c in path.split(separator: "/") { id = try fs.lookup(parent: id, name: Array(c.utf8)).id }
+        guard case .node(_, let n) = try fs.entry(id).kind else { throw FSError(ENOENT) }
+        return (id, n)
+    }
+
+    /// Waits (polling, up to 10 s) until `done`, then asserts it.
+    private func poll(_ what: String, _ done: () throws -> Bool) rethrows {
+        let deadline = Date().addingTimeInterval(10)
+        while try !done() && Date() < deadline { usleep(1000) }   // polling interval; the deadline bounds it
+        XCTAssertTrue(try done(), what)
     }
 
     private func readAll(_ read: (Int64, Int) throws(FSError) -> FSReadData, size: Int) throws -> [UInt8] {
@@ -160,11 +192,6 @@ final class MountFSReadTests: XCTestCase {
                 return try fs.repo.loadBlob(x, type: .data)
             }
         }
-        func poll(_ what: String, _ done: () -> Bool) {
-            let deadline = Date().addingTimeInterval(10)
-            while !done() && Date() < deadline { usleep(1000) }   // polling interval; the deadline bounds it
-            XCTAssertTrue(done(), what)
-        }
         poll("the reader's load has begun") { fs.prefetcher.readerIsLoading(x) }
         fs.prefetcher.enqueueSiblings([(x, PushTarget(inode: 99, offset: at, length: length))])
         poll("a prefetch thread took the chunk and left it to the reader") { fs.prefetcher.pushesWaitingForReaders == 1 }
@@ -181,73 +208,32 @@ final class MountFSReadTests: XCTestCase {
     /// the first chunks of the following subdirectories' files too (their trees were read ahead
     /// when the directory was listed), so the reader's first request there finds them decrypted.
     func testReadingAFileLoadsTheFirstChunksOfTheFollowingSubdirectories() throws {
-        let src = dir.appending("src")
-        for d in ["", "/b", "/b/deep"] { XCTAssertEqual(src.description.appending(d).withCString { mkdir($0, 0o755) }, 0) }
-        for (i, f) in ["a", "b/x", "b/deep/y", "c"].enumerated() {
-            storeTestWriteFile(RawPath(src.description + "/" + f), storeTestBytes(count: 300_000, seed: UInt64(40 + i)))
-        }
-        let backend = LocalBackend(path: dir.appending("repo"))
-        _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
-        let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
-        let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
-        let fs = try MountFS(repository: repo, log: { _ in })
+        let src = makeTree(dirs: ["b", "b/deep"], files: ["a", "b/x", "b/deep/y", "c"].enumerated().map {
+            ($1, storeTestBytes(count: 300_000, seed: UInt64(40 + $0)))
+        })
+        let (fs, node) = try backUpAndMount(src)
         defer { fs.shutdown() }
-        var node: UInt64 = try fs.lookup(parent: 1, name: Array("ids".utf8)).id
-        node = try fs.lookup(parent: node, name: Array(result.snapshotID.prefix(8).utf8)).id
-        for component in src.description.split(separator: "/") {
-            node = try fs.lookup(parent: node, name: Array(component.utf8)).id
-        }
-        func entry(_ path: String) throws -> (id: UInt64, node: Node) {
-            var id = node
-            for c in path.split(separator: "/") { id = try fs.lookup(parent: id, name: Array(c.utf8)).id }
-            guard case .node(_, let n) = try fs.entry(id).kind else { throw FSError(ENOENT) }
-            return (id, n)
-        }
         // (Looking up b/deep/y puts b/deep's tree at hand, as a walk that listed b would.)
-        let firstChunk = try ["b/x", "b/deep/y", "c"].map { try entry($0).node.content.first!.data!.id }
-        func poll(_ what: String, _ done: () -> Bool) {
-            let deadline = Date().addingTimeInterval(10)
-            while !done() && Date() < deadline { usleep(2000) }   // polling interval; the deadline bounds it
-            XCTAssertTrue(done(), what)
-        }
+        let firstChunk = try ["b/x", "b/deep/y", "c"].map { try entry(fs, node, $0).node.content.first!.data!.id }
         XCTAssertEqual(try fs.list(node).count, 5)   // ., .., a, b, c: reads b's tree ahead
-        poll("b's tree is read ahead") { fs.trees.contains(try! entry("b").node.subtree!) }
+        try poll("b's tree is read ahead") { fs.trees.contains(try entry(fs, node, "b").node.subtree!) }
         XCTAssertFalse(firstChunk.contains { fs.repo.isCached($0) }, "nothing is loaded before a read")
-        _ = try fs.read(inode: try entry("a").id, offset: 0, count: 4096)
+        _ = try fs.read(inode: try entry(fs, node, "a").id, offset: 0, count: 4096)
         poll("the first chunks of b/x, b/deep/y and c are loaded") { firstChunk.allSatisfy { fs.repo.isCached($0) } }
     }
 
     /// Past the last file of a directory the prefetch goes on in its parent, after it: the
     /// next directory tar walks into, and the files after that.
     func testReadingTheLastFileOfADirectoryLoadsWhatFollowsInItsParent() throws {
-        let src = dir.appending("src")
-        for d in ["", "/a", "/b"] { XCTAssertEqual(src.description.appending(d).withCString { mkdir($0, 0o755) }, 0) }
-        for (i, f) in ["a/x", "b/y", "c"].enumerated() {
-            storeTestWriteFile(RawPath(src.description + "/" + f), storeTestBytes(count: 300_000, seed: UInt64(50 + i)))
-        }
-        let backend = LocalBackend(path: dir.appending("repo"))
-        _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
-        let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
-        let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
-        let fs = try MountFS(repository: repo, log: { _ in })
+        let src = makeTree(dirs: ["a", "b"], files: ["a/x", "b/y", "c"].enumerated().map {
+            ($1, storeTestBytes(count: 300_000, seed: UInt64(50 + $0)))
+        })
+        let (fs, node) = try backUpAndMount(src)
         defer { fs.shutdown() }
-        var node: UInt64 = try fs.lookup(parent: 1, name: Array("ids".utf8)).id
-        node = try fs.lookup(parent: node, name: Array(result.snapshotID.prefix(8).utf8)).id
-        for component in src.description.split(separator: "/") {
-            node = try fs.lookup(parent: node, name: Array(component.utf8)).id
-        }
-        func entry(_ path: String) throws -> (id: UInt64, node: Node) {
-            var id = node
-            for c in path.split(separator: "/") { id = try fs.lookup(parent: id, name: Array(c.utf8)).id }
-            guard case .node(_, let n) = try fs.entry(id).kind else { throw FSError(ENOENT) }
-            return (id, n)
-        }
-        let following = try ["b/y", "c"].map { try entry($0).node.content.first!.data!.id }
+        let following = try ["b/y", "c"].map { try entry(fs, node, $0).node.content.first!.data!.id }
         XCTAssertFalse(following.contains { fs.repo.isCached($0) }, "nothing is loaded before a read")
-        _ = try fs.read(inode: try entry("a/x").id, offset: 0, count: 4096)
-        let deadline = Date().addingTimeInterval(10)
-        while !following.allSatisfy({ fs.repo.isCached($0) }) && Date() < deadline { usleep(2000) }   // polling interval
-        XCTAssertTrue(following.allSatisfy { fs.repo.isCached($0) }, "b/y and c were not loaded after a/x was read")
+        _ = try fs.read(inode: try entry(fs, node, "a/x").id, offset: 0, count: 4096)
+        poll("b/y and c were not loaded after a/x was read") { following.allSatisfy { fs.repo.isCached($0) } }
     }
 
     /// The prefetch threads run below the FUSE threads (nice 5): on two busy cores, a request a
@@ -276,24 +262,10 @@ final class MountFSReadTests: XCTestCase {
     /// Listing a directory loads its subdirectories' trees in the background, so a walk that
     /// descends next finds them decoded; directories nobody listed are not loaded.
     func testListingADirectoryReadsItsSubdirectoryTreesAhead() throws {
-        let src = dir.appending("src")
-        for d in ["", "/s1", "/s2", "/s1/deep"] {
-            XCTAssertEqual(src.description.appending(d).withCString { mkdir($0, 0o755) }, 0)
-        }
-        storeTestWriteFile(src.appending("s1").appending("f"), Array("one".utf8))
-        storeTestWriteFile(src.appending("s2").appending("g"), Array("two".utf8))
-        storeTestWriteFile(src.appending("s1").appending("deep").appending("h"), Array("three".utf8))
-        let backend = LocalBackend(path: dir.appending("repo"))
-        _ = try Repository.create(backend: backend, passphrase: passphrase, kdf: .scrypt(memoryBytes: 1 << 20))
-        let repo = try Repository.open(backend: backend, passphrase: passphrase, cacheDirectory: dir.appending("cache"))
-        let result = try Archiver(repository: repo, options: BackupOptions(paths: [src], host: "h")).run()
-        let fs = try MountFS(repository: repo, log: { _ in })
+        let src = makeTree(dirs: ["s1", "s2", "s1/deep"],
+                           files: [("s1/f", Array("one".utf8)), ("s2/g", Array("two".utf8)), ("s1/deep/h", Array("three".utf8))])
+        let (fs, node) = try backUpAndMount(src)
         defer { fs.shutdown() }
-        var node: UInt64 = try fs.lookup(parent: 1, name: Array("ids".utf8)).id
-        node = try fs.lookup(parent: node, name: Array(result.snapshotID.prefix(8).utf8)).id
-        for component in src.description.split(separator: "/") {
-            node = try fs.lookup(parent: node, name: Array(component.utf8)).id
-        }
         func subtree(_ parent: UInt64, _ name: String) throws -> BlobID {
             guard case .node(_, let n) = try fs.entry(try fs.lookup(parent: parent, name: Array(name.utf8)).id).kind,
                   let t = n.subtree else { throw FSError(ENOTDIR) }
@@ -303,9 +275,7 @@ final class MountFSReadTests: XCTestCase {
         let deep = try subtree(try fs.lookup(parent: node, name: Array("s1".utf8)).id, "deep")
         for id in [s1, s2, deep] { fs.trees.remove(id) }
         XCTAssertEqual(try fs.list(node).count, 4)   // ., .., s1, s2
-        let deadline = Date().addingTimeInterval(10)
-        while !(fs.trees.contains(s1) && fs.trees.contains(s2)) && Date() < deadline { usleep(2000) }
-        XCTAssertTrue(fs.trees.contains(s1) && fs.trees.contains(s2), "the subdirectories' trees were not read ahead")
+        poll("the subdirectories' trees were not read ahead") { fs.trees.contains(s1) && fs.trees.contains(s2) }
         XCTAssertFalse(fs.trees.contains(deep), "a directory two levels down was read before its parent was listed")
     }
 }
