@@ -94,17 +94,15 @@ extension MountFS {
             picked.append((id, offset, first.length, pushable ? n.name : nil))
             budget -= first.length
         }
-        func descend(_ node: Node, depth: Int) {
-            guard depth < 16, let sub = node.subtree, let st = trees.get(sub) else { return }
-            for n in st.nodes {
-                if full() { return }
-                if n.kind == .directory { descend(n, depth: depth + 1) } else { add(n, pushable: false) }
-            }
+        /// A file, or (depth first) the files of a directory whose tree is at hand.
+        func visit(_ n: Node, pushable: Bool, depth: Int = 0) {
+            guard n.kind == .directory else { return add(n, pushable: pushable) }
+            guard depth < 16, let sub = n.subtree, let st = trees.get(sub) else { return }
+            for c in st.nodes where !full() { visit(c, pushable: false, depth: depth + 1) }
         }
         var i = start
         while i < t.nodes.count && !full() {
-            let n = t.nodes[i]
-            if n.kind == .directory { descend(n, depth: 0) } else { add(n, pushable: true) }
+            visit(t.nodes[i], pushable: true)
             i += 1
         }
         // Past the end of this directory the walk goes on in its parent, after it (and so on
@@ -115,8 +113,7 @@ extension MountFS {
             var j = MountFS.position(of: d.name, in: up)
             if j < up.nodes.count, up.nodes[j].name == d.name { j += 1 }
             while j < up.nodes.count && !full() {
-                let n = up.nodes[j]
-                if n.kind == .directory { descend(n, depth: 0) } else { add(n, pushable: false) }
+                visit(up.nodes[j], pushable: false)
                 j += 1
             }
             dir = d.parent
