@@ -232,6 +232,51 @@ final class IndexPackTests: XCTestCase {
         XCTAssertEqual(try f.backend.list(.packs), [])
     }
 
+    /// A sealed pack is fsync'd and published in the background: `add` hands back the
+    /// finished pack while its publication still waits, and `flush` returns only once every
+    /// pack is published (an index may name them from then on).
+    func testPackerPublishesInTheBackgroundAndFlushWaitsForIt() throws {
+        let f = try makeFixture()
+        let gated = GatedBackend(f.backend)
+        let packer = Packer(backend: gated, sealer: f.sealer, targetSize: 1000)
+        var finished: [Packer.Finished] = []
+        for i in 0..<3 {
+            let b = try blob(f, storeTestBytes(count: 1500, seed: UInt64(40 + i)))
+            finished.append(try XCTUnwrap(try packer.add(type: .data, id: b.id, rawLength: 1500, envelope: b.envelope),
+                                          "each blob fills a pack"))
+        }
+        // Every add returned although no publication could finish.
+        XCTAssertFalse(gated.isOpen, "add waited for a publication")
+        XCTAssertEqual(try f.backend.list(.packs), [], "nothing is published while the gate is closed")
+        XCTAssertEqual(try Posix.readDirectory(f.backend.stagingDirectory).count, 3)
+        gated.open()
+        XCTAssertNil(try packer.flush())
+        XCTAssertEqual(try f.backend.list(.packs).map(\.name.id), finished.map(\.id).sorted(),
+                       "flush returned before every sealed pack was published")
+        XCTAssertEqual(try Posix.readDirectory(f.backend.stagingDirectory), [])
+    }
+
+    /// A publication that fails surfaces from the next `add` and from `flush`, and `abandon`
+    /// then removes every staged file.
+    func testPackerReportsAFailedPublication() throws {
+        let f = try makeFixture()
+        let failing = GatedBackend(f.backend, failWith: BackendError.io("link data/ab/abcd: No space left on device"))
+        failing.open()
+        let packer = Packer(backend: failing, sealer: f.sealer, targetSize: 1000)
+        let b = try blob(f, storeTestBytes(count: 1500, seed: 50))
+        XCTAssertNotNil(try packer.add(type: .data, id: b.id, rawLength: 1500, envelope: b.envelope))
+        let small = try blob(f, storeTestBytes(count: 100, seed: 51))
+        _ = try? packer.add(type: .data, id: small.id, rawLength: 100, envelope: small.envelope)
+        let e = assertStoreError(.io) { try packer.flush() }
+        XCTAssertTrue(e?.message.contains("No space left on device") ?? false, e?.message ?? "")
+        assertStoreError(.io, "add after a failed publication") {
+            try packer.add(type: .data, id: small.id, rawLength: 100, envelope: small.envelope)
+        }
+        packer.abandon()
+        XCTAssertEqual(try Posix.readDirectory(f.backend.stagingDirectory), [])
+        XCTAssertEqual(try f.backend.list(.packs), [])
+    }
+
     func testReadHeaderRejectsDamagedPacks() throws {
         let f = try makeFixture()
         let packer = Packer(backend: f.backend, sealer: f.sealer, targetSize: 1 << 20)
@@ -280,5 +325,42 @@ final class IndexPackTests: XCTestCase {
         let asIndex = try f.sealer.seal(PackFormat.encodeHeader([]), context: EnvelopeContext.index)
         let bad = asIndex + Array(pack.suffix(8))
         assertStoreError(.corrupt) { try PackFormat.readHeader(bad, opener: f.opener, what: "p") }
+    }
+}
+
+/// Forwards to a local backend; `putFile` waits until `open()` (at most 10 s, so a packer that
+/// publishes inline fails the test instead of hanging it), then fails with `failWith` if set.
+final class GatedBackend: AppendOnlyBackend, @unchecked Sendable {
+    private let inner: LocalBackend
+    private let failure: Error?
+    private let gate = Condition()
+    private var opened = false
+
+    init(_ inner: LocalBackend, failWith failure: Error? = nil) {
+        self.inner = inner
+        self.failure = failure
+    }
+
+    var isOpen: Bool { gate.withLock { opened } }
+    func open() { gate.withLock { opened = true; gate.broadcast() } }
+
+    var location: String { inner.location }
+    var stagingDirectory: RawPath { inner.stagingDirectory }
+    func get(_ name: ObjectName, range: Range<Int64>?) throws -> [UInt8] { try inner.get(name, range: range) }
+    func stat(_ name: ObjectName) throws -> ObjectInfo { try inner.stat(name) }
+    func list(_ kind: ObjectKind) throws -> [ObjectInfo] { try inner.list(kind) }
+    func put(_ name: ObjectName, _ bytes: [UInt8]) throws { try inner.put(name, bytes) }
+    func putFile(_ name: ObjectName, from path: RawPath) throws {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += 10
+        gate.withLock {
+            while !opened { if gate.timedWait(until: deadline) { opened = true } }
+        }
+        if let failure {
+            try? Posix.remove(path)
+            throw failure
+        }
+        try inner.putFile(name, from: path)
     }
 }

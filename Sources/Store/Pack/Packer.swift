@@ -1,11 +1,16 @@
 import Crypto
+import Dispatch
 
 /// Assembles encrypted blobs into pack files of about `targetSize` bytes.
 ///
 /// Blobs are appended to a staging file (in the backend's staging directory) as they
 /// arrive, so memory does not grow with the pack size. A full pack is sealed outside
-/// the append lock: header, trailer, fsync, then published under its SHA-256, which is
-/// computed as the blobs are appended (so the staged file is never read back).
+/// the append lock: header and trailer are appended and its name, the SHA-256 computed as
+/// the blobs were appended (the staged file is never read back), is known at once. The
+/// fsync and the publication under that name happen in order on a background queue, so
+/// the workers go on compressing and encrypting while the disk writes (at most
+/// `maxUnpublished` sealed packs wait). `flush()` returns only when every pack sealed so
+/// far is durable and published: callers write an index naming packs only after it.
 /// Thread-safe.
 public final class Packer: @unchecked Sendable {
     public struct Finished: Sendable {
@@ -29,15 +34,25 @@ public final class Packer: @unchecked Sendable {
     private let lock = Mutex()
     private var current: OpenPack?
     private var allStaged: [RawPath] = []
+    /// Sealed packs waiting for fsync + publication, and the first error doing that.
+    private let publishing = Condition()
+    private var unpublished = 0
+    private var publishError: Error?
+    private let publisher = DispatchQueue(label: "coffer.packer.publish")
+    private let maxUnpublished: Int
 
-    public init(backend: AppendOnlyBackend, sealer: Sealer, targetSize: Int) {
+    public init(backend: AppendOnlyBackend, sealer: Sealer, targetSize: Int, maxUnpublished: Int = 16) {
         self.backend = backend
         self.sealer = sealer
         self.targetSize = targetSize
+        self.maxUnpublished = max(1, maxUnpublished)
     }
 
-    /// Appends one blob envelope; returns a finished pack when this blob filled one.
+    /// Appends one blob envelope; returns a finished pack when this blob filled one (sealed and
+    /// named; durable and published once `flush()` returns). Throws an earlier pack's
+    /// publication error.
     public func add(type: BlobType, id: BlobID, rawLength: Int, envelope: [UInt8]) throws -> Finished? {
+        if let e = publishing.withLock({ publishError }) { throw e }
         let full: OpenPack? = try lock.withLock {
             if current == nil {
                 let path = backend.stagingDirectory.appending(LocalBackend.temporaryName() + ".pack")
@@ -64,14 +79,24 @@ public final class Packer: @unchecked Sendable {
         return try full.map(seal)
     }
 
-    /// Seals the partially filled pack, if any.
+    /// Seals the partially filled pack, if any, and waits until every sealed pack is durable
+    /// and published. Throws the first publication error.
     public func flush() throws -> Finished? {
         let p: OpenPack? = lock.withLock { defer { current = nil }; return current }
-        return try p.map(seal)
+        let last = try p.map(seal)
+        try publishing.withLock {
+            while unpublished > 0 { publishing.wait() }
+            if let e = publishError { throw e }
+        }
+        return last
     }
 
-    /// Removes staged files of packs never published (after an error).
+    /// Removes staged files of packs never published (after an error), once no publication
+    /// is running.
     public func abandon() {
+        publishing.withLock {
+            while unpublished > 0 { publishing.wait() }
+        }
         lock.withLock {
             for p in allStaged { try? Posix.remove(p) }
             allStaged.removeAll()
@@ -86,23 +111,52 @@ public final class Packer: @unchecked Sendable {
         do {
             try header.withUnsafeBytes { try p.file.write($0) }
             try trailer.withUnsafeBytes { try p.file.write($0) }
-            try p.file.sync()
-            p.file.close()
         } catch let e as PosixError {
+            p.file.close()
             throw StoreError(.io, e.description)
         }
         // The name is the SHA-256 of the whole file.
         p.hasher.update(header)
         p.hasher.update(trailer)
         let id = Hex.encode(p.hasher.finalize())
+        let name = try ObjectName(.packs, id)
         do {
-            try backend.putFile(try ObjectName(.packs, id), from: p.path)
+            try publishing.withLock {
+                while unpublished >= maxUnpublished && publishError == nil { publishing.wait() }
+                if let e = publishError { throw e }
+                unpublished += 1
+            }
+        } catch {
+            p.file.close()   // its staged file stays listed for abandon()
+            throw error
+        }
+        publisher.async { [self] in
+            let error = publish(p, as: name)
+            publishing.withLock {
+                if let error, publishError == nil { publishError = error }
+                unpublished -= 1
+                publishing.broadcast()
+            }
+        }
+        return Finished(id: id, entries: p.entries, size: p.offset + header.count + trailer.count)
+    }
+
+    /// fsync, close and publish one sealed pack (on the publisher queue); nil on success.
+    private func publish(_ p: OpenPack, as name: ObjectName) -> Error? {
+        defer { p.file.close() }
+        do {
+            try p.file.sync()
+        } catch let e as PosixError {
+            return StoreError(.io, e.description)
+        } catch { return error }
+        do {
+            try backend.putFile(name, from: p.path)
         } catch BackendError.alreadyExists {
             // Same bytes under the same hash: already stored.
         } catch let e as BackendError {
-            throw StoreError(.io, e.description)
-        }
+            return StoreError(.io, e.description)
+        } catch { return error }
         lock.withLock { allStaged.removeAll { $0 == p.path } }
-        return Finished(id: id, entries: p.entries, size: p.offset + header.count + trailer.count)
+        return nil
     }
 }
