@@ -273,6 +273,15 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(c.created, "2026-11-23T21:40:00.123456789Z")
     }
 
+    /// The version fixes how packs are named: version 1 (older repositories) by the whole file,
+    /// version 2 (what init writes) by header and trailer.
+    func testConfigVersionFixesPackNaming() throws {
+        XCTAssertEqual(try RepositoryConfig.decode(configJSON(version: 1), location: "/r").packNaming, .wholeFile)
+        XCTAssertEqual(try RepositoryConfig.decode(configJSON(version: 2), location: "/r").packNaming, .header)
+        XCTAssertEqual(RepositoryConfig.new().version, 2)
+        XCTAssertEqual(RepositoryConfig.new().packNaming, .header)
+    }
+
     func testConfigRoundTrip() throws {
         let c = RepositoryConfig.new()
         XCTAssertEqual(c.version, RepositoryConfig.currentVersion)
@@ -290,9 +299,9 @@ final class FormatTests: XCTestCase {
     }
 
     func testConfigWithNewerVersionIsUnsupported() {
-        let e = assertStoreError(.unsupported) { try RepositoryConfig.decode(configJSON(version: 2), location: "/srv/repo") }
+        let e = assertStoreError(.unsupported) { try RepositoryConfig.decode(configJSON(version: 3), location: "/srv/repo") }
         XCTAssertTrue(e?.message.contains("not supported") ?? false, e?.message ?? "")
-        XCTAssertTrue(e?.message.contains("2") ?? false, "names the version: \(e?.message ?? "")")
+        XCTAssertTrue(e?.message.contains("3") ?? false, "names the version: \(e?.message ?? "")")
         XCTAssertTrue(e?.message.contains("/srv/repo") ?? false, "names the location: \(e?.message ?? "")")
         assertStoreError(.unsupported) { try RepositoryConfig.decode(configJSON(version: 0), location: "/r") }
     }

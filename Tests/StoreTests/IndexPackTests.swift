@@ -153,13 +153,24 @@ final class IndexPackTests: XCTestCase {
         return Added(type: type, id: id, plain: plain, envelope: env)
     }
 
-    /// Checks one published pack: name = SHA-256, header lists the blobs with their offsets, each blob decodes.
-    private func verifyPack(_ f: Fixture, _ finished: Packer.Finished, blobs: [Added],
+    /// Checks one published pack: its name (SHA-256 of the header envelope and trailer, or of
+    /// the whole file), header lists the blobs with their offsets, each blob decodes.
+    private func verifyPack(_ f: Fixture, _ finished: Packer.Finished, blobs: [Added], naming: PackNaming,
                             file: StaticString = #filePath, line: UInt = #line) throws {
         let bytes = try f.backend.get(try ObjectName(.packs, finished.id))
         XCTAssertEqual(bytes.count, finished.size, file: file, line: line)
-        XCTAssertEqual(Hex.encode(SHA256.hash(bytes)), finished.id, "pack name is the SHA-256 of the file", file: file, line: line)
         XCTAssertEqual(Array(bytes.suffix(4)), Array("CFP1".utf8), file: file, line: line)
+        let n = bytes.count - 8
+        let headerLength = Int(bytes[n]) << 24 | Int(bytes[n + 1]) << 16 | Int(bytes[n + 2]) << 8 | Int(bytes[n + 3])
+        switch naming {
+        case .wholeFile:
+            XCTAssertEqual(Hex.encode(SHA256.hash(bytes)), finished.id, "pack name is the SHA-256 of the file", file: file, line: line)
+        case .header:
+            XCTAssertEqual(Hex.encode(SHA256.hash(Array(bytes.suffix(headerLength + 8)))), finished.id,
+                           "pack name is the SHA-256 of header envelope and trailer", file: file, line: line)
+            XCTAssertNotEqual(Hex.encode(SHA256.hash(bytes)), finished.id, file: file, line: line)
+        }
+        XCTAssertEqual(PackFormat.name(of: bytes, naming: naming), finished.id, "what check recomputes", file: file, line: line)
         let entries = try PackFormat.readHeader(bytes, opener: f.opener, what: "pack")
         XCTAssertEqual(entries, finished.entries, file: file, line: line)
         XCTAssertEqual(entries.count, blobs.count, file: file, line: line)
@@ -185,8 +196,17 @@ final class IndexPackTests: XCTestCase {
     }
 
     func testPackerWritesSelfDescribingPacks() throws {
+        try packerWritesSelfDescribingPacks(naming: .header)
+    }
+
+    /// Version-1 repositories keep naming packs by the whole file.
+    func testPackerWritesSelfDescribingPacksNamedByTheWholeFile() throws {
+        try packerWritesSelfDescribingPacks(naming: .wholeFile)
+    }
+
+    private func packerWritesSelfDescribingPacks(naming: PackNaming) throws {
         let f = try makeFixture()
-        let packer = Packer(backend: f.backend, sealer: f.sealer, targetSize: 10_000)
+        let packer = Packer(backend: f.backend, sealer: f.sealer, targetSize: 10_000, naming: naming)
         let inputs: [[UInt8]] = [
             storeTestBytes(count: 3000, seed: 1),
             [UInt8](repeating: 0x41, count: 5000),                  // compressible
@@ -209,8 +229,8 @@ final class IndexPackTests: XCTestCase {
         if let last = try packer.flush() { finished.append(last) }
         XCTAssertNil(try packer.flush(), "nothing left to flush")
         XCTAssertEqual(finished.count, 2)
-        try verifyPack(f, finished[0], blobs: Array(added[0..<5]))
-        try verifyPack(f, finished[1], blobs: Array(added[5...]))
+        try verifyPack(f, finished[0], blobs: Array(added[0..<5]), naming: naming)
+        try verifyPack(f, finished[1], blobs: Array(added[5...]), naming: naming)
 
         let listed = try f.backend.list(.packs).map(\.name.id)
         XCTAssertEqual(listed, finished.map(\.id).sorted())
@@ -222,7 +242,7 @@ final class IndexPackTests: XCTestCase {
 
     func testPackerAbandonRemovesStagedFiles() throws {
         let f = try makeFixture()
-        let packer = Packer(backend: f.backend, sealer: f.sealer, targetSize: 1 << 20)
+        let packer = Packer(backend: f.backend, sealer: f.sealer, targetSize: 1 << 20, naming: .header)
         let b = try blob(f, storeTestBytes(count: 100, seed: 5))
         XCTAssertNil(try packer.add(type: .data, id: b.id, rawLength: 100, envelope: b.envelope))
         XCTAssertEqual(try Posix.readDirectory(f.backend.stagingDirectory).count, 1)
@@ -238,7 +258,7 @@ final class IndexPackTests: XCTestCase {
     func testPackerPublishesInTheBackgroundAndFlushWaitsForIt() throws {
         let f = try makeFixture()
         let gated = GatedBackend(f.backend)
-        let packer = Packer(backend: gated, sealer: f.sealer, targetSize: 1000)
+        let packer = Packer(backend: gated, sealer: f.sealer, targetSize: 1000, naming: .header)
         var finished: [Packer.Finished] = []
         for i in 0..<3 {
             let b = try blob(f, storeTestBytes(count: 1500, seed: UInt64(40 + i)))
@@ -262,7 +282,7 @@ final class IndexPackTests: XCTestCase {
         let f = try makeFixture()
         let failing = GatedBackend(f.backend, failWith: BackendError.io("link data/ab/abcd: No space left on device"))
         failing.open()
-        let packer = Packer(backend: failing, sealer: f.sealer, targetSize: 1000)
+        let packer = Packer(backend: failing, sealer: f.sealer, targetSize: 1000, naming: .header)
         let b = try blob(f, storeTestBytes(count: 1500, seed: 50))
         XCTAssertNotNil(try packer.add(type: .data, id: b.id, rawLength: 1500, envelope: b.envelope))
         let small = try blob(f, storeTestBytes(count: 100, seed: 51))
@@ -279,7 +299,7 @@ final class IndexPackTests: XCTestCase {
 
     func testReadHeaderRejectsDamagedPacks() throws {
         let f = try makeFixture()
-        let packer = Packer(backend: f.backend, sealer: f.sealer, targetSize: 1 << 20)
+        let packer = Packer(backend: f.backend, sealer: f.sealer, targetSize: 1 << 20, naming: .header)
         for i in 0..<3 {
             let b = try blob(f, storeTestBytes(count: 500, seed: UInt64(10 + i)))
             _ = try packer.add(type: .data, id: b.id, rawLength: 500, envelope: b.envelope)

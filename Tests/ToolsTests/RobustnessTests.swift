@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Glibc
 @testable import Store
+import Crypto
 
 /// End-to-end robustness: kill -9, full disks, concurrent writers, damaged packs, a lost catalog,
 /// confidentiality of the stored bytes and the append-only property — all through the real binary.
@@ -386,6 +387,49 @@ final class RobustnessTests: CofferTestCase {
         XCTAssertEqual(t.code, 13, "check finds a truncated pack: \(t.stdout) \(t.stderr)")
         XCTAssertTrue(t.stderr.contains(String(packID.prefix(12))), t.stderr)
         XCTAssertTrue(t.stderr.contains("truncated"), t.stderr)
+    }
+
+    /// Pack names follow the repository's format version: version 2 (what init writes) names a
+    /// pack by the SHA-256 of its header envelope and trailer, version 1 by the whole file. In
+    /// both, check --read-data passes on intact packs and names a pack whose bytes changed: a
+    /// changed header breaks a version-2 name, any changed byte a version-1 name.
+    func testPackNamesFollowTheFormatVersionAndCheckVerifiesThem() throws {
+        let src = work.appending("src")
+        try mkdirs(src)
+        try writeRandomFile(src.appending("data.bin"), size: 3 << 20, seed: 77)
+        try initRepository()
+        let config = repo.appending("config")
+        let text = try XCTUnwrap(String(bytes: TreeCompare.readAll(config), encoding: .utf8))
+        XCTAssertTrue(text.contains("\"version\" : 2"), text)
+        try ok(["backup", src.description])
+        guard let pack = packFiles().first else { return XCTFail("no pack") }
+        let bytes = try TreeCompare.readAll(pack)
+        let n = bytes.count - 8
+        let headerLength = Int(bytes[n]) << 24 | Int(bytes[n + 1]) << 16 | Int(bytes[n + 2]) << 8 | Int(bytes[n + 3])
+        XCTAssertEqual(Hex.encode(SHA256.hash(Array(bytes.suffix(headerLength + 8)))), RawPath.escape(pack.lastComponent))
+        try ok(["check", "--read-data"])
+        try flipByte(pack, at: Int64(n - headerLength / 2))    // inside the header envelope
+        let damaged = try coffer(["check", "--read-data"])
+        XCTAssertEqual(damaged.code, 13, damaged.stdout + damaged.stderr)
+        XCTAssertTrue(damaged.stderr.contains("SHA-256 of its header mismatch"), damaged.stderr)
+        XCTAssertTrue(damaged.stderr.contains(String(RawPath.escape(pack.lastComponent).prefix(12))), damaged.stderr)
+
+        // A version-1 repository (made before version 2 existed) keeps whole-file names.
+        let old = work.appending("repo-v1")
+        let env: [String: String?] = ["COFFER_REPO": old.description, "COFFER_CACHE_DIR": work.appending("cache-v1").description]
+        try ok(["init", "--kdf-memory", "1MiB"], env: env)
+        let v1 = try TreeCompare.readAll(old.appending("config"))
+        let edited = try XCTUnwrap(String(bytes: v1, encoding: .utf8)).replacingOccurrences(of: "\"version\" : 2", with: "\"version\" : 1")
+        XCTAssertNotEqual(edited, String(bytes: v1, encoding: .utf8))
+        try Data(edited.utf8).write(to: URL(fileURLWithPath: old.appending("config").description))
+        try ok(["backup", src.description], env: env)
+        guard let oldPack = packFiles(in: old).first else { return XCTFail("no pack in the version-1 repository") }
+        XCTAssertEqual(Hex.encode(SHA256.hash(try TreeCompare.readAll(oldPack))), RawPath.escape(oldPack.lastComponent))
+        try ok(["check", "--read-data"], env: env)
+        try flipByte(oldPack, at: 100)                          // inside the first blob
+        let oldDamaged = try coffer(["check", "--read-data"], env: env)
+        XCTAssertEqual(oldDamaged.code, 13, oldDamaged.stdout + oldDamaged.stderr)
+        XCTAssertTrue(oldDamaged.stderr.contains("SHA-256 of the file mismatch"), oldDamaged.stderr)
     }
 
     /// A pack that is truncated or gone is damage: restore must say so with exit 13 (not the generic 1),

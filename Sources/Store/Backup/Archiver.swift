@@ -62,7 +62,8 @@ public final class Archiver {
         self.options = options
         self.progress = progress
         sealer = try Sealer(writer: repository.writer)
-        packer = Packer(backend: repository.backend, sealer: sealer, targetSize: repository.config.packSize)
+        packer = Packer(backend: repository.backend, sealer: sealer, targetSize: repository.config.packSize,
+                        naming: repository.config.packNaming)
         uploader = BlobUploader(packer: packer, sealer: sealer, workers: options.workers)
         chunker = Chunker(parameters: repository.config.chunkerParameters, gear: repository.writer.gear)
         bufferSize = 2 * repository.config.chunkerMaxSize

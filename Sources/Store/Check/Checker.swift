@@ -5,8 +5,9 @@ import Glibc
 /// - every index file decrypts and every pack it names exists and is large enough;
 /// - every snapshot decrypts and every tree reachable from it decrypts and parses;
 /// - every blob a tree references is in the index;
-/// - with `readData`, every pack is read in full: its SHA-256 must equal its name, its
-///   header must decrypt, and every blob must decrypt, decompress and match its id (HMAC).
+/// - with `readData`, every pack is read in full: its name must match (SHA-256 of its header
+///   and trailer, or of the whole file in version-1 repositories), its header must decrypt,
+///   and every blob must decrypt, decompress and match its id (HMAC).
 /// Damage is reported naming the pack and every snapshot file that uses it.
 public final class Checker {
     public struct Report: Sendable {
@@ -126,8 +127,10 @@ public final class Checker {
             return
         }
         report.bytesRead += Int64(bytes.count)
-        if Hex.encode(SHA256.hash(bytes)) != id {
-            report.errors.append("pack \(id.prefix(12)): content does not match its name (SHA-256 mismatch): damaged")
+        let naming = repo.config.packNaming
+        if PackFormat.name(of: bytes, naming: naming) != id {
+            let rule = naming == .header ? "of its header" : "of the file"
+            report.errors.append("pack \(id.prefix(12)): content does not match its name (SHA-256 \(rule) mismatch): damaged")
         }
         let entries: [PackEntry]
         do { entries = try PackFormat.readHeader(bytes, opener: repo.opener, what: "pack \(id.prefix(12))") } catch let e as StoreError {

@@ -1,3 +1,17 @@
+import Crypto
+
+/// What a pack's name is the SHA-256 of (docs/FORMAT.md §6); fixed by the repository's
+/// format version (``RepositoryConfig/packNaming``).
+public enum PackNaming: Sendable, Equatable {
+    /// Version 1: the whole file.
+    case wholeFile
+    /// Version 2: the header envelope and the trailer, i.e. the last `header length + 8` bytes.
+    /// The header lists every blob by its keyed id (the HMAC of its plaintext) and length, so
+    /// the name commits to the contents without hashing every byte written (the blobs
+    /// themselves are authenticated by AES-GCM and their ids).
+    case header
+}
+
 /// One blob inside a pack, as listed by the pack header and by index files.
 public struct PackEntry: Sendable, Equatable {
     public var type: BlobType
@@ -17,7 +31,8 @@ public struct PackEntry: Sendable, Equatable {
 ///
 /// The header envelope (context "coffer:pack-header") lists every blob, so a pack is
 /// self-describing: the index can be rebuilt from packs alone (disaster recovery).
-/// The pack's name is the SHA-256 of its whole content.
+/// The pack's name is the SHA-256 of its header envelope and trailer (``PackNaming/header``,
+/// format version 2) or of the whole file (``PackNaming/wholeFile``, version 1).
 public enum PackFormat {
     public static let trailerMagic: [UInt8] = Array("CFP1".utf8)
     public static let trailerLength = 8
@@ -56,6 +71,21 @@ public enum PackFormat {
             offset += len
         }
         return out
+    }
+
+    /// The name a complete pack held in memory must have under `naming` (lower-case hex);
+    /// nil when the header rule applies and the pack has no valid trailer. Needs no key.
+    public static func name(of pack: [UInt8], naming: PackNaming) -> String? {
+        switch naming {
+        case .wholeFile:
+            return Hex.encode(SHA256.hash(pack))
+        case .header:
+            guard pack.count >= trailerLength, Array(pack[(pack.count - 4)...]) == trailerMagic else { return nil }
+            let p = pack.count - trailerLength
+            let hlen = Int(UInt32(pack[p]) << 24 | UInt32(pack[p + 1]) << 16 | UInt32(pack[p + 2]) << 8 | UInt32(pack[p + 3]))
+            guard hlen <= p else { return nil }
+            return pack[(p - hlen)...].withUnsafeBytes { Hex.encode(SHA256.hash($0)) }
+        }
     }
 
     /// Reads and decrypts the header of a complete pack held in memory.

@@ -5,8 +5,9 @@ import Dispatch
 ///
 /// Blobs are appended to a staging file (in the backend's staging directory) as they
 /// arrive, so memory does not grow with the pack size. A full pack is sealed outside
-/// the append lock: header and trailer are appended and its name, the SHA-256 computed as
-/// the blobs were appended (the staged file is never read back), is known at once. The
+/// the append lock: header and trailer are appended and its name is known at once: the
+/// SHA-256 of header and trailer (`naming` `.header`), or of the whole file (`.wholeFile`,
+/// computed as the blobs are appended, so the staged file is never read back). The
 /// fsync and the publication under that name happen in order on a background queue, so
 /// the workers go on compressing and encrypting while the disk writes (at most
 /// `maxUnpublished` sealed packs wait). `flush()` returns only when every pack sealed so
@@ -24,7 +25,7 @@ public final class Packer: @unchecked Sendable {
         let file: FileHandle
         var entries: [PackEntry] = []
         var offset = 0
-        let hasher = SHA256Hasher()        // of everything written so far, in file order
+        let hasher = SHA256Hasher()        // of what names the pack, in file order
         init(path: RawPath, file: FileHandle) { self.path = path; self.file = file }
     }
 
@@ -40,9 +41,11 @@ public final class Packer: @unchecked Sendable {
     private var publishError: Error?
     private let publisher = DispatchQueue(label: "coffer.packer.publish")
     private let maxUnpublished: Int
+    private let naming: PackNaming
 
-    public init(backend: AppendOnlyBackend, sealer: Sealer, targetSize: Int, maxUnpublished: Int = 16) {
+    public init(backend: AppendOnlyBackend, sealer: Sealer, targetSize: Int, naming: PackNaming, maxUnpublished: Int = 16) {
         self.backend = backend
+        self.naming = naming
         self.sealer = sealer
         self.targetSize = targetSize
         self.maxUnpublished = max(1, maxUnpublished)
@@ -69,7 +72,7 @@ public final class Packer: @unchecked Sendable {
                 current = nil
                 throw StoreError(.io, e.description)
             }
-            p.hasher.update(envelope)
+            if naming == .wholeFile { p.hasher.update(envelope) }
             p.entries.append(PackEntry(type: type, id: id, offset: p.offset, length: envelope.count, rawLength: rawLength))
             p.offset += envelope.count
             guard p.offset >= targetSize else { return nil }
@@ -115,7 +118,7 @@ public final class Packer: @unchecked Sendable {
             p.file.close()
             throw StoreError(.io, e.description)
         }
-        // The name is the SHA-256 of the whole file.
+        // The name: SHA-256 of the header envelope and trailer (after the blobs, with .wholeFile).
         p.hasher.update(header)
         p.hasher.update(trailer)
         let id = Hex.encode(p.hasher.finalize())

@@ -4,7 +4,11 @@ import Foundation
 /// parameters. It holds no secret; the id is bound into every derived key
 /// (HKDF salt), so tampering with it only makes the repository unreadable.
 public struct RepositoryConfig: Codable, Sendable {
-    public static let currentVersion = 1
+    /// Written by `init`. Version 2 names packs by their header (``PackNaming/header``);
+    /// version 1 repositories keep naming every pack by the whole file.
+    public static let currentVersion = 2
+    /// The versions this code reads and writes (each keeps its own pack naming).
+    public static let supportedVersions = 1...2
     public var version: Int
     public var id: String                 // 32 random bytes, hex
     public var created: String
@@ -33,6 +37,8 @@ public struct RepositoryConfig: Codable, Sendable {
     }
 
     public var idBytes: [UInt8] { Hex.decode(id) ?? [] }
+    /// How this repository's packs are named (docs/FORMAT.md §6): fixed by the version.
+    public var packNaming: PackNaming { version >= 2 ? .header : .wholeFile }
     public var shortID: String { String(id.prefix(8)) }
     public var chunkerParameters: ChunkerParameters {
         ChunkerParameters(minSize: chunkerMinSize, avgSize: chunkerAvgSize, maxSize: chunkerMaxSize,
@@ -50,8 +56,8 @@ public struct RepositoryConfig: Codable, Sendable {
         do { c = try JSONDecoder().decode(RepositoryConfig.self, from: Data(bytes)) } catch {
             throw StoreError(.corrupt, "\(location)/config: not a Coffer repository config")
         }
-        guard c.version == currentVersion else {
-            throw StoreError(.unsupported, "\(location): repository format version \(c.version) is not supported (this coffer reads version \(currentVersion))")
+        guard supportedVersions.contains(c.version) else {
+            throw StoreError(.unsupported, "\(location): repository format version \(c.version) is not supported (this coffer reads versions \(supportedVersions.lowerBound) to \(supportedVersions.upperBound))")
         }
         guard c.idBytes.count == 32,
               c.chunkerMinSize >= 64, c.chunkerMinSize < c.chunkerAvgSize, c.chunkerAvgSize < c.chunkerMaxSize,
