@@ -165,6 +165,45 @@ final class CatalogTests: XCTestCase {
 
     // MARK: - File cache
 
+    /// A backup's final flush: file-cache rows and the index are recorded in one transaction;
+    /// the index file is stored only after `beforeStoring` (where the backup waits for its
+    /// packs to be durable), and the catalog commits only after the index file is stored. A
+    /// failure before that leaves neither the index file nor any catalog row.
+    func testSaveIndexStoresTheIndexAfterItsPacksAndCommitsLast() throws {
+        let repo = try openNewRepository()
+        let sealer = try Sealer(writer: repo.writer)
+        let dirA: [UInt8] = Array("/srv/a".utf8)
+        let row = FileCacheEntry(size: 3, mtimeNanos: 3, ctimeNanos: 3, inode: 3, content: [.chunk(storeTestBlobID(5), length: 3)])
+        struct PublicationFailed: Error {}
+
+        // The packs never become durable: nothing is stored or recorded.
+        XCTAssertThrowsError(try repo.saveIndex(fileCache: [(dir: dirA, name: Array("f".utf8), entry: row)], sealer: sealer,
+                                                packs: { self.index(pack: 0xaa, blobs: [5]) },
+                                                beforeStoring: { throw PublicationFailed() })) { XCTAssertTrue($0 is PublicationFailed) }
+        XCTAssertEqual(try indexNames(repo), [])
+        XCTAssertFalse(try repo.catalog.contains(storeTestBlobID(5)))
+        XCTAssertEqual(try repo.catalog.fileCache(directory: dirA), [:], "rows of a failed flush are rolled back")
+
+        var steps: [String] = []
+        let size = try repo.saveIndex(fileCache: [(dir: dirA, name: Array("f".utf8), entry: row)], sealer: sealer,
+                                      packs: { steps.append("packs"); return self.index(pack: 0xaa, blobs: [5]) },
+                                      beforeStoring: {
+                                          steps.append("durable")
+                                          XCTAssertEqual(try self.indexNames(repo), [], "the index file is stored after its packs are durable")
+                                      })
+        XCTAssertEqual(steps, ["packs", "durable"])
+        XCTAssertGreaterThan(size, 0)
+        XCTAssertEqual(try indexNames(repo).count, 1)
+        XCTAssertTrue(try repo.catalog.contains(storeTestBlobID(5)))
+        XCTAssertEqual(try repo.catalog.fileCache(directory: dirA), [Array("f".utf8): row])
+
+        // No new packs: the rows are recorded, no index file is written.
+        XCTAssertEqual(try repo.saveIndex(fileCache: [(dir: dirA, name: Array("g".utf8), entry: row)], sealer: sealer,
+                                          packs: { nil }, beforeStoring: {}), 0)
+        XCTAssertEqual(try indexNames(repo).count, 1)
+        XCTAssertEqual(try repo.catalog.fileCache(directory: dirA).count, 2)
+    }
+
     func testFileCacheRowsRoundTrip() throws {
         let repo = try openNewRepository()
         let dirA: [UInt8] = Array("/home/ann".utf8) + [0xff]   // raw bytes, not UTF-8

@@ -495,17 +495,16 @@ public final class Archiver {
         return id
     }
 
-    /// Seals packs, writes an index file for them and commits file-cache rows.
+    /// Seals packs, writes an index file for them and commits file-cache rows. The catalog
+    /// inserts run while the workers finish their last blobs and the packs are fsync'd; the
+    /// index file is written once its packs are durable, and the catalog commits after it.
     private func flush(final: Bool) throws {
-        var done = try uploader.drain()
-        if let last = try packer.flush() { done.append(last) }
-        for p in done { summary.bytesAdded += Int64(p.size) }
-        if !done.isEmpty {
-            let file = IndexFile(packs: done.map { IndexFile.Pack(id: $0.id, entries: $0.entries) })
-            summary.bytesAdded += Int64(try repo.saveIndex(file, sealer: sealer, fileCache: pendingFileCache))
-        } else if !pendingFileCache.isEmpty {
-            try repo.catalog.addIndex(name: nil, file: IndexFile(packs: []), fileCache: pendingFileCache)
-        }
+        summary.bytesAdded += Int64(try repo.saveIndex(fileCache: pendingFileCache, sealer: sealer, packs: {
+            var done = try uploader.drain()
+            if let last = try packer.sealCurrent() { done.append(last) }
+            for p in done { summary.bytesAdded += Int64(p.size) }
+            return done.isEmpty ? nil : IndexFile(packs: done.map { IndexFile.Pack(id: $0.id, entries: $0.entries) })
+        }, beforeStoring: { try packer.waitPublished() }))
         pendingFileCache.removeAll()
         pending.removeAll()
         pendingBytes = 0

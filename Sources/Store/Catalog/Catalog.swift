@@ -209,23 +209,22 @@ public final class Catalog: @unchecked Sendable {
 
     /// Records an index file's content (and file-cache rows whose chunks it covers) in one transaction.
     public func addIndex(name: String?, file: IndexFile, fileCache: [(dir: [UInt8], name: [UInt8], entry: FileCacheEntry)]) throws {
+        try addIndex(fileCache: fileCache, index: { (name ?? "", file) })
+    }
+
+    /// Records file-cache rows and an index file in one transaction, in an order that lets the
+    /// caller's slow steps overlap the inserts: the file-cache rows go in first; then `index`
+    /// runs (a backup drains its workers and seals its last pack there) and returns the index
+    /// file to record with its name ("" records its packs and blobs without a name; nil records
+    /// none); its packs and blobs go in; then `beforeCommit` runs (a backup waits for its packs
+    /// to be durable and writes the index file there). The transaction commits only after
+    /// that, so a crash never leaves the catalog naming data the repository may have lost; an
+    /// error anywhere rolls it back.
+    public func addIndex(fileCache: [(dir: [UInt8], name: [UInt8], entry: FileCacheEntry)],
+                         index: () throws -> (name: String, file: IndexFile)?,
+                         beforeCommit: () throws -> Void = {}) throws {
         try lock.withLock {
             try db.transaction {
-                let packIns = try statement("INSERT OR IGNORE INTO packs(hash) VALUES(?)")
-                let packSel = try statement("SELECT id FROM packs WHERE hash = ?")
-                let blobIns = try statement("INSERT OR IGNORE INTO blobs(id, type, pack, offset, length, rawlen) VALUES(?,?,?,?,?,?)")
-                for p in file.packs {
-                    try packIns.forEachRow([.text(p.id)]) { _ in }
-                    var pid: Int64 = 0
-                    try packSel.forEachRow([.text(p.id)]) { pid = $0.int64(0) }
-                    for e in p.entries {
-                        try blobIns.forEachRow([.blob(e.id.bytes), .integer(Int64(e.type.rawValue)), .integer(pid),
-                                                .integer(Int64(e.offset)), .integer(Int64(e.length)), .integer(Int64(e.rawLength))]) { _ in }
-                    }
-                }
-                if let name {
-                    try statement("INSERT OR IGNORE INTO index_files(name) VALUES(?)").forEachRow([.text(name)]) { _ in }
-                }
                 let fc = try statement("INSERT OR REPLACE INTO filecache(dir, name, size, mtime, ctime, inode, content, xattrs, fingerprints) VALUES(?,?,?,?,?,?,?,?,?)")
                 for row in fileCache {
                     try fc.forEachRow([.blob(row.dir), .blob(row.name), .integer(row.entry.size), .integer(row.entry.mtimeNanos),
@@ -234,6 +233,24 @@ public final class Catalog: @unchecked Sendable {
                                        row.entry.xattrs.map { .blob(Catalog.encodeXattrs($0)) } ?? .null,
                                        row.entry.fingerprints.map { .blob(Catalog.encodeFingerprints($0)) } ?? .null]) { _ in }
                 }
+                if let (name, file) = try index() {
+                    let packIns = try statement("INSERT OR IGNORE INTO packs(hash) VALUES(?)")
+                    let packSel = try statement("SELECT id FROM packs WHERE hash = ?")
+                    let blobIns = try statement("INSERT OR IGNORE INTO blobs(id, type, pack, offset, length, rawlen) VALUES(?,?,?,?,?,?)")
+                    for p in file.packs {
+                        try packIns.forEachRow([.text(p.id)]) { _ in }
+                        var pid: Int64 = 0
+                        try packSel.forEachRow([.text(p.id)]) { pid = $0.int64(0) }
+                        for e in p.entries {
+                            try blobIns.forEachRow([.blob(e.id.bytes), .integer(Int64(e.type.rawValue)), .integer(pid),
+                                                    .integer(Int64(e.offset)), .integer(Int64(e.length)), .integer(Int64(e.rawLength))]) { _ in }
+                        }
+                    }
+                    if !name.isEmpty {
+                        try statement("INSERT OR IGNORE INTO index_files(name) VALUES(?)").forEachRow([.text(name)]) { _ in }
+                    }
+                }
+                try beforeCommit()
             }
         }
     }

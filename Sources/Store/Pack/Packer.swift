@@ -85,13 +85,24 @@ public final class Packer: @unchecked Sendable {
     /// Seals the partially filled pack, if any, and waits until every sealed pack is durable
     /// and published. Throws the first publication error.
     public func flush() throws -> Finished? {
+        let last = try sealCurrent()
+        try waitPublished()
+        return last
+    }
+
+    /// Seals the partially filled pack, if any, without waiting for its publication.
+    public func sealCurrent() throws -> Finished? {
         let p: OpenPack? = lock.withLock { defer { current = nil }; return current }
-        let last = try p.map(seal)
+        return try p.map(seal)
+    }
+
+    /// Waits until every pack sealed so far is durable and published; throws the first
+    /// publication error.
+    public func waitPublished() throws {
         try publishing.withLock {
             while unpublished > 0 { publishing.wait() }
             if let e = publishError { throw e }
         }
-        return last
     }
 
     /// Removes staged files of packs never published (after an error), once no publication

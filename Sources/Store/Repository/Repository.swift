@@ -325,13 +325,31 @@ public final class Repository: @unchecked Sendable {
     /// Encrypts and stores an index file; records it in the catalog together with file-cache rows.
     func saveIndex(_ file: IndexFile, sealer: Sealer,
                    fileCache: [(dir: [UInt8], name: [UInt8], entry: FileCacheEntry)]) throws -> Int {
-        let env = try sealer.seal(file.encoded(), context: EnvelopeContext.index)
-        let id = Hex.encode(SHA256Digest.of(env))
-        do { try backend.put(try ObjectName(.index, id), env) } catch BackendError.alreadyExists {
-        } catch let e as BackendError {
-            throw StoreError(.io, e.description)
-        }
-        try catalog.addIndex(name: id, file: file, fileCache: fileCache)
-        return env.count
+        try saveIndex(fileCache: fileCache, sealer: sealer, packs: { file }, beforeStoring: {})
+    }
+
+    /// Records file-cache rows in the catalog together with the index file `packs` returns
+    /// (nil: no new packs), which is encrypted and stored once `beforeStoring` returned (the
+    /// packs it names are durable by then); the catalog commits after that (`Catalog.addIndex`).
+    /// The catalog inserts overlap whatever `packs` and `beforeStoring` wait for. Returns the
+    /// index file's size (0 without one).
+    func saveIndex(fileCache: [(dir: [UInt8], name: [UInt8], entry: FileCacheEntry)], sealer: Sealer,
+                   packs: () throws -> IndexFile?, beforeStoring: () throws -> Void) throws -> Int {
+        var stored: (name: ObjectName, envelope: [UInt8])?
+        try catalog.addIndex(fileCache: fileCache, index: {
+            guard let file = try packs() else { return nil }
+            let env = try sealer.seal(file.encoded(), context: EnvelopeContext.index)
+            let id = Hex.encode(SHA256Digest.of(env))
+            stored = (try ObjectName(.index, id), env)
+            return (id, file)
+        }, beforeCommit: {
+            try beforeStoring()
+            guard let (name, env) = stored else { return }
+            do { try backend.put(name, env) } catch BackendError.alreadyExists {
+            } catch let e as BackendError {
+                throw StoreError(.io, e.description)
+            }
+        })
+        return stored?.envelope.count ?? 0
     }
 }
