@@ -191,7 +191,7 @@ def main():
     if "restore_on" in meta:
         rounds = meta.get("restore_repeat", "1")
         out.append("- Restores go into %s%s." % (meta["restore_on"], "" if rounds == "1" else
-                   "; restore times are the median of %s rounds (tools interleaved, the first round verified)" % rounds))
+                   "; restore times are the median of %s rounds (tools interleaved, the order rotating from round to round so that each tool restores once in each place; the first round verified)" % rounds))
     if "host_steal" in meta:
         steal, busy = float(meta["host_steal"]), float(meta["host_busy"])
         out.append("- Host during the run (/proc/stat): the CPUs were busy %.1f %% of the time, and %.1f %% of "
