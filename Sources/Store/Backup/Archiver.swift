@@ -499,12 +499,13 @@ public final class Archiver {
     /// inserts run while the workers finish their last blobs and the packs are fsync'd; the
     /// index file is written once its packs are durable, and the catalog commits after it.
     private func flush(final: Bool) throws {
-        summary.bytesAdded += Int64(try repo.saveIndex(fileCache: pendingFileCache, sealer: sealer, packs: {
+        let indexSize = try repo.saveIndex(fileCache: pendingFileCache, sealer: sealer, packs: {
             var done = try uploader.drain()
             if let last = try packer.sealCurrent() { done.append(last) }
             for p in done { summary.bytesAdded += Int64(p.size) }
             return done.isEmpty ? nil : IndexFile(packs: done.map { IndexFile.Pack(id: $0.id, entries: $0.entries) })
-        }, beforeStoring: { try packer.waitPublished() }))
+        }, beforeStoring: { try packer.waitPublished() })
+        summary.bytesAdded += Int64(indexSize)
         pendingFileCache.removeAll()
         pending.removeAll()
         pendingBytes = 0

@@ -80,21 +80,24 @@ public enum PackFormat {
         case .wholeFile:
             return Hex.encode(SHA256.hash(pack))
         case .header:
-            guard pack.count >= trailerLength, Array(pack[(pack.count - 4)...]) == trailerMagic else { return nil }
-            let p = pack.count - trailerLength
-            let hlen = Int(UInt32(pack[p]) << 24 | UInt32(pack[p + 1]) << 16 | UInt32(pack[p + 2]) << 8 | UInt32(pack[p + 3]))
-            guard hlen <= p else { return nil }
-            return pack[(p - hlen)...].withUnsafeBytes { Hex.encode(SHA256.hash($0)) }
+            guard let hlen = headerLength(pack), hlen <= pack.count - trailerLength else { return nil }
+            return pack[(pack.count - trailerLength - hlen)...].withUnsafeBytes { Hex.encode(SHA256.hash($0)) }
         }
+    }
+
+    /// The header envelope length the trailer of a complete pack states; nil without a trailer.
+    static func headerLength(_ pack: [UInt8]) -> Int? {
+        guard pack.count >= trailerLength, Array(pack[(pack.count - 4)...]) == trailerMagic else { return nil }
+        let p = pack.count - trailerLength
+        return Int(UInt32(pack[p]) << 24 | UInt32(pack[p + 1]) << 16 | UInt32(pack[p + 2]) << 8 | UInt32(pack[p + 3]))
     }
 
     /// Reads and decrypts the header of a complete pack held in memory.
     public static func readHeader(_ pack: [UInt8], opener: Opener, what: String) throws -> [PackEntry] {
-        guard pack.count >= trailerLength, Array(pack[(pack.count - 4)...]) == trailerMagic else {
+        guard let hlen = headerLength(pack) else {
             throw StoreError(.corrupt, "\(what): not a pack (missing trailer)")
         }
         let p = pack.count - trailerLength
-        let hlen = Int(UInt32(pack[p]) << 24 | UInt32(pack[p + 1]) << 16 | UInt32(pack[p + 2]) << 8 | UInt32(pack[p + 3]))
         guard hlen >= Envelope.overhead, hlen <= p else { throw StoreError(.corrupt, "\(what): bad header length") }
         let plain = try pack[(p - hlen)..<p].withUnsafeBytes {
             try opener.open($0, context: EnvelopeContext.packHeader, what: "\(what) header")
