@@ -1,4 +1,5 @@
 import Glibc
+import CLinux
 
 /// An open file descriptor, closed in deinit (and by close()).
 /// Not thread-safe: use one handle from one thread at a time.
@@ -122,6 +123,17 @@ public final class FileHandle {
             done += n
         }
     }
+
+    /// Reserves blocks for the first `size` bytes of the file without changing its size
+    /// (fallocate with FALLOC_FL_KEEP_SIZE: a write that stops early leaves a short file, not
+    /// one padded with zeros). Best effort: false where the file system cannot (EOPNOTSUPP)
+    /// or on any other error; the writes that follow report real problems such as ENOSPC.
+    @discardableResult
+    public func preallocate(_ size: Int64) -> Bool {
+        guard fd >= 0, size > 0 else { return false }
+        return Posix.attempt { CLinux.fallocate(fd, FileHandle.keepSize, off_t(0), off_t(size)) }.errno == nil
+    }
+    private static let keepSize: Int32 = 0x01   // FALLOC_FL_KEEP_SIZE (linux/falloc.h)
 
     /// ftruncate (extending creates a hole).
     public func truncate(_ size: Int64) throws {
