@@ -13,12 +13,16 @@ public final class Archiver {
     let sealer: Sealer
     let packer: Packer
     let uploader: BlobUploader
-    let chunker: Chunker
-    let bufferSize: Int
-    let buffer: UnsafeMutableRawBufferPointer
+    let newBlobs: NewBlobs
+    /// Reads the files the walk reads itself.
+    let saver: ContentSaver
+    /// Reads large files while the walk goes on, during `run()` (nil: `options.laneMinimumSize`
+    /// is nil).
+    var lane: FileLane?
+    let laneSaver: ContentSaver?
+    /// Called on the lane's thread before it opens a file (tests use it to change the source).
+    var laneWillRead: ((RawPath) -> Void)?
 
-    var pending = Set<BlobID>()
-    var pendingBytes = 0
     var pendingFileCache: [(dir: [UInt8], name: [UInt8], entry: FileCacheEntry)] = []
     var hardlinks: [HardlinkKey: (content: [Node.Extent], category: FileCategory)] = [:]
     enum FileCategory { case new, changed, unchanged }
@@ -28,6 +32,33 @@ public final class Archiver {
     var prefetcher: SourcePrefetcher?
 
     struct HardlinkKey: Hashable { let device: UInt64; let inode: UInt64 }
+
+    /// A directory whose tree can be written only once every entry is complete: files still
+    /// being read on the lane, subdirectories waiting for theirs. `nodes` are its entries in
+    /// order (nil: left out); the tree goes into its parent's node at `slot` (the root has no
+    /// parent: `rootTree`).
+    final class PendingDirectory {
+        var nodes: [Node?] = []
+        var waiting = 0                        // entries not complete yet
+        var listed = false                     // the walk has been through all its entries
+        let parent: PendingDirectory?
+        let slot: Int
+        init(parent: PendingDirectory?, slot: Int) { self.parent = parent; self.slot = slot }
+    }
+    struct LaneFile {
+        let directory: RawPath
+        let pending: PendingDirectory
+        let slot: Int
+        let status: FileStatus
+        let cached: FileCacheEntry?
+    }
+    /// Files on the lane by ticket.
+    var laneFiles: [Int: LaneFile] = [:]
+    var nextTicket = 0
+    /// Files read on the lane (or taken back from it) so far.
+    var laneFileCount = 0
+    /// The root's tree, when it was written after the walk returned.
+    var rootTree: BlobID?
 
     /// Small files of the directory being saved, concatenated in name order and chunked as one
     /// stream (a "bundle", FORMAT.md §5): each file's data becomes slices of the stream's chunks.
@@ -50,6 +81,8 @@ public final class Archiver {
     static let fingerprintMinSize: Int64 = 4 << 20
     static let indexFlushBlobs = 100_000
     static let indexFlushBytes = 4 << 30
+    /// Files waiting for or being read on the lane at most; the walk reads more itself.
+    static let laneCapacity = 8
 
     /// `prefetcher`: one started before the repository was unlocked, for these options' paths
     /// (by default the backup starts its own).
@@ -65,17 +98,24 @@ public final class Archiver {
         packer = Packer(backend: repository.backend, sealer: sealer, targetSize: repository.config.packSize,
                         naming: repository.config.packNaming)
         uploader = BlobUploader(packer: packer, sealer: sealer, workers: options.workers)
-        chunker = Chunker(parameters: repository.config.chunkerParameters, gear: repository.writer.gear)
-        bufferSize = 2 * repository.config.chunkerMaxSize
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
+        let newBlobs = NewBlobs(catalog: repository.catalog, uploader: uploader,
+                                flushBlobs: Archiver.indexFlushBlobs, flushBytes: Archiver.indexFlushBytes)
+        self.newBlobs = newBlobs
+        let chunker = Chunker(parameters: repository.config.chunkerParameters, gear: repository.writer.gear)
+        let makeSaver = {
+            ContentSaver(writer: repository.writer, chunker: chunker, newBlobs: newBlobs, progress: progress,
+                         maxChunk: repository.config.chunkerMaxSize)
+        }
+        saver = makeSaver()
         bundleLimit = min(128 << 10, repository.config.chunkerMinSize / 2)
         bundleBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: repository.config.chunkerMaxSize + bundleLimit, alignment: 64)
         self.prefetcher = prefetcher ?? SourcePrefetcher(paths: options.paths, excludes: options.excludes,
                                                          oneFileSystem: options.oneFileSystem, catalog: repository.catalog)
+        laneSaver = options.laneMinimumSize == nil ? nil : makeSaver()
+        saver.checkpoint = { [unowned self] in try writeIndexIfDue(fileCache: true) }
     }
 
     deinit {
-        buffer.deallocate()
         bundleBuffer.deallocate()
     }
 
@@ -86,21 +126,34 @@ public final class Archiver {
         let clock = Monotonic.now()
         (repo.backend as? LocalBackend)?.removeAbandonedStagingFiles()
         prefetcher?.start()
+        if let laneSaver {
+            lane = FileLane(saver: laneSaver, capacity: Archiver.laneCapacity,
+                            checkpoint: { [unowned self] in try writeIndexIfDue(fileCache: false) },
+                            process: Archiver.read(hook: laneWillRead))
+        }
         defer {
             prefetcher?.cancel()
+            lane?.shutdown()
             uploader.shutdown()
         }
         do {
             let trie = PathTrie(paths: options.paths.map { $0.normalizedAbsolute() })
-            let root: BlobID
+            var root: BlobID?
             if trie.selected {
                 let st = try Posix.lstat(RawPath("/"))
                 rootDevice = st.device
-                root = try saveDirectoryContents(RawPath("/"))
+                root = try saveDirectoryContents(RawPath("/"), parent: nil, slot: 0)
             } else {
-                root = try saveTrie(RawPath("/"), trie)
+                root = try saveTrie(RawPath("/"), trie, parent: nil, slot: 0)
             }
-            try flush(final: true)
+            try finishLane()
+            guard let root = root ?? rootTree else {
+                throw StoreError(.io, "internal error: the backup's root tree was not written")
+            }
+            try writeIndex(fileCache: true)
+            summary.bytesRead += saver.bytesRead + (laneSaver?.bytesRead ?? 0)
+            summary.blobsAdded = newBlobs.count
+            summary.bytesAdded += newBlobs.bytesWritten
             summary.durationSeconds = Monotonic.now() - clock
             var snap = Snapshot(time: start.rfc3339, host: options.host, username: SystemInfo.username, tags: options.tags,
                                 paths: options.paths.map { $0.normalizedAbsolute().description }, tree: root.hex,
@@ -113,6 +166,7 @@ public final class Archiver {
             snap.summary = summary
             return BackupResult(snapshotID: id, snapshot: snap)
         } catch {
+            lane?.shutdown()
             uploader.shutdown()
             packer.abandon()
             throw error
@@ -127,15 +181,18 @@ public final class Archiver {
     }
 
     /// An intermediate directory of the selected paths: real metadata, only selected children.
-    private func saveTrie(_ path: RawPath, _ trie: PathTrie) throws -> BlobID {
-        var nodes: [Node] = []
+    /// Nil while entries are still being read on the lane (the tree is written later).
+    private func saveTrie(_ path: RawPath, _ trie: PathTrie, parent: PendingDirectory?, slot: Int) throws -> BlobID? {
+        let dir = PendingDirectory(parent: parent, slot: slot)
         for (name, child) in trie.children.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
             let p = path.appending(name)
             let st: FileStatus
             do { st = try Posix.lstat(p) } catch let e as PosixError { note(e); continue }
             if child.selected {
                 rootDevice = st.device
-                if let n = try saveEntry(p, name: name, status: st, xattrs: xattrs(p), cache: [:]) { nodes.append(n) }
+                if let n = try saveEntry(p, name: name, status: st, xattrs: xattrs(p), cache: [:], in: dir, slot: dir.nodes.count) {
+                    dir.nodes.append(n)
+                }
             } else {
                 guard st.kind == .directory else {
                     note(PosixError(errno: ENOTDIR, operation: "lstat", path: p))
@@ -143,14 +200,17 @@ public final class Archiver {
                 }
                 var n = Node(name: name, status: st)
                 n.xattrs = xattrs(p)
-                n.subtree = try saveTrie(p, child)
-                nodes.append(n)
+                n.subtree = try saveTrie(p, child, parent: dir, slot: dir.nodes.count)
+                dir.nodes.append(n)
             }
+            try checkpoint()
         }
-        return try saveTree(Tree(nodes: nodes))
+        return try close(dir)
     }
 
-    private func saveDirectoryContents(_ path: RawPath) throws -> BlobID {
+    /// Saves a directory's entries; its tree id, or nil while entries are still being read on
+    /// the lane (the tree is written later, into `parent`'s node at `slot`).
+    private func saveDirectoryContents(_ path: RawPath, parent: PendingDirectory?, slot: Int) throws -> BlobID? {
         var scan: DirectoryScan
         if let s = prefetcher?.take(path) { scan = s } else {
             prefetcher = nil
@@ -167,25 +227,53 @@ public final class Archiver {
         let cache = scan.fileCache ?? [:]
         // Everything but subdirectories first, small files into the bundle stream; the stream
         // is cut before descending, so only one directory's stream is ever buffered.
-        var nodes: [Node?] = []
-        nodes.reserveCapacity(scan.entries.count)
+        let dir = PendingDirectory(parent: parent, slot: slot)
+        dir.nodes.reserveCapacity(scan.entries.count)
         var subdirectories: [(slot: Int, path: RawPath, entry: DirectoryScan.Entry)] = []
         bundling = true
         for e in scan.entries {
             let p = path.appending(e.name)
             if e.status.kind == .directory {
-                subdirectories.append((nodes.count, p, e))
-                nodes.append(nil)
-            } else if let n = try saveEntry(p, name: e.name, status: e.status, xattrs: e.xattrs, cache: cache, slot: nodes.count) {
-                nodes.append(n)
+                subdirectories.append((dir.nodes.count, p, e))
+                dir.nodes.append(nil)
+            } else if let n = try saveEntry(p, name: e.name, status: e.status, xattrs: e.xattrs, cache: cache,
+                                            in: dir, slot: dir.nodes.count) {
+                dir.nodes.append(n)
             }
         }
         bundling = false
-        try finishBundle(&nodes, directory: path)
+        try finishBundle(&dir.nodes, directory: path)
+        try checkpoint()
         for d in subdirectories {
-            nodes[d.slot] = try saveEntry(d.path, name: d.entry.name, status: d.entry.status, xattrs: d.entry.xattrs, cache: cache)
+            dir.nodes[d.slot] = try saveEntry(d.path, name: d.entry.name, status: d.entry.status, xattrs: d.entry.xattrs,
+                                              cache: cache, in: dir, slot: d.slot)
+            try checkpoint()
         }
-        return try saveTree(Tree(nodes: nodes.compactMap { $0 }))
+        return try close(dir)
+    }
+
+    /// Marks `dir` walked: writes its tree and returns the id when no entry is still being
+    /// read, else counts it as waiting in its parent and returns nil (`complete` writes it).
+    private func close(_ dir: PendingDirectory) throws -> BlobID? {
+        dir.listed = true
+        if dir.waiting > 0 {
+            dir.parent?.waiting += 1
+            return nil
+        }
+        return try saveTree(Tree(nodes: dir.nodes.compactMap { $0 }))
+    }
+
+    /// Writes the tree of a walked directory whose last entry just completed, and completes
+    /// its parent in turn when that was the parent's last.
+    private func complete(_ dir: PendingDirectory) throws {
+        let id = try saveTree(Tree(nodes: dir.nodes.compactMap { $0 }))
+        guard let parent = dir.parent else {
+            rootTree = id
+            return
+        }
+        parent.nodes[dir.slot]?.subtree = id
+        parent.waiting -= 1
+        if parent.waiting == 0 && parent.listed { try complete(parent) }
     }
 
     private func xattrs(_ path: RawPath) -> [Node.Xattr] {
@@ -197,14 +285,16 @@ public final class Archiver {
         } catch { return [] }
     }
 
-    /// Builds the node for one entry; nil when the entry could not be read (recorded as an error).
+    /// Builds the node for one entry of `dir` (its node goes at `slot`); nil when the entry could
+    /// not be read (recorded as an error). A file's content or a subdirectory's tree may come
+    /// later (the lane).
     private func saveEntry(_ path: RawPath, name: [UInt8], status st: FileStatus, xattrs: [Node.Xattr],
-                           cache: [[UInt8]: FileCacheEntry], slot: Int = -1) throws -> Node? {
+                           cache: [[UInt8]: FileCacheEntry], in dir: PendingDirectory, slot: Int) throws -> Node? {
         var node = Node(name: name, status: st)
         node.xattrs = xattrs
         switch st.kind {
         case .file:
-            do { try saveFile(path, node: &node, status: st, cache: cache, slot: slot) } catch let e as PosixError {
+            do { try saveFile(path, node: &node, status: st, cache: cache, in: dir, slot: slot) } catch let e as PosixError {
                 note(e)
                 return nil
             }
@@ -215,7 +305,7 @@ public final class Archiver {
             if options.oneFileSystem && st.device != rootDevice {
                 node.subtree = try saveTree(Tree(nodes: []))
             } else {
-                node.subtree = try saveDirectoryContents(path)
+                node.subtree = try saveDirectoryContents(path, parent: dir, slot: slot)
             }
         case .symlink:
             do { node.linkTarget = try Posix.readLink(path) } catch let e as PosixError { note(e); return nil }
@@ -227,7 +317,7 @@ public final class Archiver {
     }
 
     private func saveFile(_ path: RawPath, node: inout Node, status st: FileStatus,
-                          cache: [[UInt8]: FileCacheEntry], slot: Int) throws {
+                          cache: [[UInt8]: FileCacheEntry], in dir: PendingDirectory, slot: Int) throws {
         summary.bytesTotal += st.size
         let key = HardlinkKey(device: st.device, inode: st.inode)
         if st.nlink > 1, let h = hardlinks[key] {
@@ -251,36 +341,112 @@ public final class Archiver {
             progress.update { $0.bytesDone += st.size }
             return
         }
+        // A large file goes to the lane (not a hardlinked one: its other names need the content
+        // at once); its node gets the content when the lane is done with it.
+        if let lane, let minimum = options.laneMinimumSize, st.size >= minimum, st.nlink == 1 {
+            let ticket = nextTicket
+            if lane.trySubmit(FileLane.Job(ticket: ticket, path: path, status: st, cached: cached)) {
+                nextTicket += 1
+                laneFiles[ticket] = LaneFile(directory: path.parent, pending: dir, slot: slot, status: st, cached: cached)
+                dir.waiting += 1
+                return
+            }
+        }
         let fh = try FileHandle.openForReading(path)
         defer { fh.close() }
         let before = try fh.status()
         let sparse = before.blocks * 512 < before.size
         // Not hardlinked files: another name in this directory would need the content before the cut.
-        if bundling, slot >= 0, st.nlink == 1, before.size > 0, before.size < Int64(bundleLimit), !sparse {
+        if bundling, st.nlink == 1, before.size > 0, before.size < Int64(bundleLimit), !sparse {
             try bundle(fh, size: Int(before.size), slot: slot, node: &node, status: st, cached: cached != nil)
             return
         }
-        // A large file records fingerprints of its extents; when it changes, the extents whose
-        // bytes are still in place are kept without chunking and hashing them again.
-        let fingerprinted = !sparse && before.size >= Archiver.fingerprintMinSize
-        let content: [Node.Extent], fingerprints: [ExtentFingerprint]?
-        if fingerprinted, let c = cached, let previous = c.fingerprints, previous.count == c.content.count {
-            (content, fingerprints) = try storeContentReusing(fh, size: before.size, previous: c.content, fingerprints: previous)
-        } else {
-            (content, fingerprints) = try storeContent(fh, size: before.size, sparse: sparse, fingerprint: fingerprinted)
-        }
-        let after = try fh.status()
-        node.content = content
-        node.size = content.reduce(0) { $0 + $1.length }
+        let stored = try saver.storeFile(fh, status: st, before: before, cached: cached)
+        record(stored, node: &node, directory: path.parent, status: st, cached: cached)
+    }
+
+    /// Gives `node` the content read for it and counts it; records its file-cache row when the
+    /// file did not change while it was read.
+    private func record(_ stored: FileContent, node: inout Node, directory: RawPath, status st: FileStatus,
+                        cached: FileCacheEntry?) {
+        node.content = stored.content
+        node.size = stored.size
         let category: FileCategory = cached == nil ? .new : .changed
         count(category)
-        if st.nlink > 1 { hardlinks[key] = (content, category) }
-        let stable = after.mtime == st.mtime && after.ctime == st.ctime && after.size == node.size
-        if stable {
-            pendingFileCache.append((path.parent.bytes, node.name,
+        if st.nlink > 1 { hardlinks[HardlinkKey(device: st.device, inode: st.inode)] = (stored.content, category) }
+        if stored.stable {
+            pendingFileCache.append((directory.bytes, node.name,
                                      FileCacheEntry(size: st.size, mtimeNanos: st.mtime.nanos, ctimeNanos: st.ctime.nanos,
-                                                    inode: st.inode, content: content, xattrs: node.xattrs,
-                                                    fingerprints: fingerprints)))
+                                                    inode: st.inode, content: stored.content, xattrs: node.xattrs,
+                                                    fingerprints: stored.fingerprints)))
+        }
+    }
+
+    // MARK: - The lane
+
+    /// Reads one file for the lane (on the lane's thread, or on the walk's for a job taken back),
+    /// calling `hook` first.
+    static func read(hook: ((RawPath) -> Void)?) -> (FileLane.Job, ContentSaver) -> FileLane.Outcome {
+        { job, saver in
+            hook?(job.path)
+            return read(job, with: saver)
+        }
+    }
+
+    static func read(_ job: FileLane.Job, with saver: ContentSaver) -> FileLane.Outcome {
+        do {
+            let fh = try FileHandle.openForReading(job.path)
+            defer { fh.close() }
+            let before = try fh.status()
+            return .stored(try saver.storeFile(fh, status: job.status, before: before, cached: job.cached))
+        } catch let e as PosixError {
+            return .unreadable(e)
+        } catch {
+            return .failed(error)
+        }
+    }
+
+    /// Between entries: takes the lane's finished files (with `wait`, waits for one) and
+    /// writes the index when enough is queued.
+    private func checkpoint(wait: Bool = false) throws {
+        if let lane {
+            for r in lane.takeResults(wait: wait) { try finishLaneFile(r.ticket, r.outcome) }
+        }
+        try writeIndexIfDue(fileCache: true)
+    }
+
+    private func finishLaneFile(_ ticket: Int, _ outcome: FileLane.Outcome) throws {
+        guard let f = laneFiles.removeValue(forKey: ticket) else { return }
+        laneFileCount += 1
+        switch outcome {
+        case .stored(let stored):
+            if var n = f.pending.nodes[f.slot] {
+                record(stored, node: &n, directory: f.directory, status: f.status, cached: f.cached)
+                f.pending.nodes[f.slot] = n
+            }
+        case .unreadable(let e):
+            note(e)
+            f.pending.nodes[f.slot] = nil
+        case .failed(let e):
+            throw e
+        }
+        f.pending.waiting -= 1
+        if f.pending.waiting == 0 && f.pending.listed { try complete(f.pending) }
+    }
+
+    /// After the walk: waits for the lane's files, reading those it has not started here.
+    private func finishLane() throws {
+        guard let lane else { return }
+        while !laneFiles.isEmpty {
+            if let job = lane.steal() {
+                try finishLaneFile(job.ticket, Archiver.read(hook: laneWillRead)(job, saver))
+                try checkpoint()
+            } else {
+                try checkpoint(wait: true)
+                if !laneFiles.isEmpty && lane.outstanding == 0 {
+                    throw StoreError(.io, "internal error: \(laneFiles.count) files were handed to the file lane and never came back")
+                }
+            }
         }
     }
 
@@ -315,7 +481,7 @@ public final class Archiver {
     /// Cuts the buffered stream into chunks (all of it when `final`) and stores the new ones.
     private func cutBundle(final: Bool) throws {
         var s = 0
-        for c in try storeChunks(bundleBuffer, from: 0, to: bundleUsed, final: final) {
+        for c in try saver.storeChunks(bundleBuffer, from: 0, to: bundleUsed, final: final) {
             bundleChunks.append((bundleBase + Int64(c.start), Int64(c.length), c.id))
             s = c.start + c.length
         }
@@ -376,139 +542,39 @@ public final class Archiver {
         }
     }
 
-    /// Reads a file's data extents, chunks them and stores new chunks; with `fingerprint` (not
-    /// for sparse files) also returns one fingerprint per extent.
-    private func storeContent(_ fh: FileHandle, size: Int64, sparse: Bool,
-                              fingerprint: Bool = false) throws -> ([Node.Extent], [ExtentFingerprint]?) {
-        var extents: [Node.Extent] = []
-        var fingerprints: [ExtentFingerprint]? = fingerprint && !sparse ? [] : nil
-        let regions = sparse ? try fh.dataExtents(size: size) : (size > 0 ? [(offset: Int64(0), length: size)] : [])
-        var pos: Int64 = 0
-        for r in regions {
-            if r.offset > pos { extents.append(.hole(length: r.offset - pos)) }
-            let got = try chunkRegion(fh, offset: r.offset, length: r.length, into: &extents, fingerprints: &fingerprints)
-            pos = r.offset + got
-            if got < r.length { return (extents, fingerprints) }   // the file shrank while we read it
-        }
-        if sparse && pos < size { extents.append(.hole(length: size - pos)) }
-        return (extents, fingerprints)
-    }
-
-    private func chunkRegion(_ fh: FileHandle, offset: Int64, length: Int64, into extents: inout [Node.Extent],
-                             fingerprints: inout [ExtentFingerprint]?) throws -> Int64 {
-        var window = FileWindow(fh: fh, buffer: buffer, start: offset, end: offset + length)
-        var pos = offset
-        while true {
-            summary.bytesRead += try window.fill(from: pos, lookahead: repo.config.chunkerMaxSize)
-            let avail = window.available(from: pos)
-            if avail == 0 { return pos - offset }
-            let rel = window.index(of: pos)
-            for c in try storeChunks(buffer, from: rel, to: rel + avail, final: window.atEnd, fingerprint: fingerprints != nil) {
-                extents.append(.chunk(c.id, length: Int64(c.length)))
-                if let f = c.fingerprint { fingerprints?.append(f) }
-                chunkDone(Int64(c.length))
-                pos = window.offset(of: c.start + c.length)
-            }
-        }
-    }
-
-    /// Progress for `length` bytes of file data chunked (or kept) and stored.
-    func chunkDone(_ length: Int64) {
-        progress.update { $0.bytesDone += length; $0.bytesRead += length }
-    }
-
-    /// Cuts `buf[from..<to]` into chunks (up to `to` when `final`, else up to the last cut the
-    /// data decides), names them (HMAC, in parallel) and stores the new ones, in order.
-    private func storeChunks(_ buf: UnsafeMutableRawBufferPointer, from: Int, to: Int, final: Bool,
-                             fingerprint: Bool = false) throws -> [StoredChunk] {
-        var cuts: [(start: Int, length: Int)] = []
-        var s = from
-        while s < to {
-            guard let cut = chunker.nextCut(UnsafeRawBufferPointer(rebasing: buf[s..<to]), isFinal: final) else { break }
-            cuts.append((s, cut))
-            s += cut
-        }
-        return try storeCuts(cuts, in: buf, fingerprint: fingerprint)
-    }
-
-    /// Names the chunks at `cuts` (and fingerprints them) and stores the new ones, in order.
-    func storeCuts(_ cuts: [(start: Int, length: Int)], in buf: UnsafeMutableRawBufferPointer,
-                   fingerprint: Bool) throws -> [StoredChunk] {
-        let named = nameChunks(cuts, in: UnsafeRawBufferPointer(buf), fingerprint: fingerprint)
-        var out: [StoredChunk] = []
-        out.reserveCapacity(cuts.count)
-        for (i, c) in cuts.enumerated() {
-            if try !isKnown(named[i].id) {
-                try store(.data, named[i].id, Array(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)])))
-            }
-            out.append(StoredChunk(start: c.start, length: c.length, id: named[i].id, fingerprint: named[i].fingerprint))
-        }
-        return out
-    }
-
-    struct StoredChunk {
-        let start: Int, length: Int
-        let id: BlobID
-        let fingerprint: ExtentFingerprint?
-    }
-
-    /// HMACs (and with `fingerprint`, fingerprints under fresh nonces) of the chunks at `cuts`
-    /// in `buf`; several chunks are done on two threads.
-    private func nameChunks(_ cuts: [(start: Int, length: Int)], in buf: UnsafeRawBufferPointer,
-                            fingerprint: Bool) -> [(id: BlobID, fingerprint: ExtentFingerprint?)] {
-        let keys = repo.writer
-        func name(_ c: (start: Int, length: Int)) -> (id: BlobID, fingerprint: ExtentFingerprint?) {
-            let bytes = UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)])
-            return (keys.blobID(bytes), fingerprint ? keys.fingerprint(bytes, nonce: SecureRandomBytes.get(ExtentFingerprint.nonceLength)) : nil)
-        }
-        let total = cuts.reduce(0) { $0 + $1.length }
-        if cuts.count < 2 || total < 1 << 20 { return cuts.map(name) }
-        var out = [(id: BlobID, fingerprint: ExtentFingerprint?)?](repeating: nil, count: cuts.count)
-        out.withUnsafeMutableBufferPointer { o in
-            let dst = o
-            DispatchQueue.concurrentPerform(iterations: cuts.count) { i in dst[i] = name(cuts[i]) }
-        }
-        return out.map { $0! }
-    }
-
     // MARK: - Storing blobs
-
-    func isKnown(_ id: BlobID) throws -> Bool {
-        if pending.contains(id) { return true }
-        return try repo.catalog.contains(id)
-    }
-
-    private func store(_ type: BlobType, _ id: BlobID, _ plaintext: [UInt8]) throws {
-        pending.insert(id)
-        pendingBytes += plaintext.count
-        summary.blobsAdded += 1
-        try uploader.submit(type: type, id: id, plaintext: plaintext)
-        if pending.count >= Archiver.indexFlushBlobs || pendingBytes >= Archiver.indexFlushBytes {
-            try flush(final: false)
-        }
-    }
 
     private func saveTree(_ tree: Tree) throws -> BlobID {
         let bytes = tree.encoded()
         let id = repo.writer.blobID(bytes)
-        if try !isKnown(id) { try store(.tree, id, bytes) }
+        try newBlobs.storeIfNew(.tree, id) { bytes }
         return id
     }
 
-    /// Seals packs, writes an index file for them and commits file-cache rows. The catalog
-    /// inserts run while the workers finish their last blobs and the packs are fsync'd; the
-    /// index file is written once its packs are durable, and the catalog commits after it.
-    private func flush(final: Bool) throws {
-        let indexSize = try repo.saveIndex(fileCache: pendingFileCache, sealer: sealer, packs: {
-            var done = try uploader.drain()
-            if let last = try packer.sealCurrent() { done.append(last) }
-            for p in done { summary.bytesAdded += Int64(p.size) }
-            return done.isEmpty ? nil : IndexFile(packs: done.map { IndexFile.Pack(id: $0.id, entries: $0.entries) })
-        }, beforeStoring: { try packer.waitPublished() })
-        summary.bytesAdded += Int64(indexSize)
-        pendingFileCache.removeAll()
-        pending.removeAll()
-        pendingBytes = 0
+    /// Writes the index when enough is queued since the last one (from the walk's thread with
+    /// its file-cache rows, from the lane's without).
+    private func writeIndexIfDue(fileCache: Bool) throws {
+        if newBlobs.flushDue { try writeIndex(fileCache: fileCache) }
+    }
+
+    /// Seals packs and writes an index file for them, and with `fileCache` (only on the walk's
+    /// thread) commits the file-cache rows gathered so far. The catalog inserts run while the
+    /// workers finish their last blobs and the packs are fsync'd; the index file is written
+    /// once its packs are durable, and the catalog commits after it.
+    private func writeIndex(fileCache: Bool) throws {
+        let rows = fileCache ? pendingFileCache : []
+        let uploader = self.uploader, packer = self.packer, sealer = self.sealer
+        try newBlobs.flush {
+            var packBytes: Int64 = 0
+            let indexSize = try repo.saveIndex(fileCache: rows, sealer: sealer, packs: {
+                var done = try uploader.drain()
+                if let last = try packer.sealCurrent() { done.append(last) }
+                for p in done { packBytes += Int64(p.size) }
+                return done.isEmpty ? nil : IndexFile(packs: done.map { IndexFile.Pack(id: $0.id, entries: $0.entries) })
+            }, beforeStoring: { try packer.waitPublished() })
+            return packBytes + Int64(indexSize)
+        }
+        if fileCache { pendingFileCache.removeAll() }
     }
 }
 

@@ -9,9 +9,13 @@ public struct BackupOptions: Sendable {
     public var oneFileSystem: Bool
     public var workers: Int
     public var program: String
+    /// Files at least this large are read on a second thread (the file lane) while the walk
+    /// goes on through the tree; nil reads every file on the walk's thread.
+    public var laneMinimumSize: Int64?
 
     public init(paths: [RawPath], host: String, tags: [String] = [], excludes: [String] = [],
-                oneFileSystem: Bool = false, workers: Int = 2, program: String = "coffer") {
+                oneFileSystem: Bool = false, workers: Int = 2, program: String = "coffer",
+                laneMinimumSize: Int64? = 1 << 20) {
         self.paths = paths
         self.host = host
         self.tags = tags
@@ -19,6 +23,7 @@ public struct BackupOptions: Sendable {
         self.oneFileSystem = oneFileSystem
         self.workers = workers
         self.program = program
+        self.laneMinimumSize = laneMinimumSize
     }
 }
 

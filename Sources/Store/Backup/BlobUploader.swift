@@ -27,7 +27,7 @@ final class BlobUploader: @unchecked Sendable {
     private let maxInFlight: Int
     private let level: Int32
 
-    init(packer: Packer, sealer: Sealer, workers: Int, maxInFlight: Int = 48 << 20, compressionLevel: Int32 = 1) {
+    init(packer: Packer, sealer: Sealer, workers: Int, maxInFlight: Int = 32 << 20, compressionLevel: Int32 = 1) {
         self.packer = packer
         self.sealer = sealer
         self.maxInFlight = maxInFlight

@@ -1,6 +1,6 @@
 import Glibc
 
-extension Archiver {
+extension ContentSaver {
     /// Stores a changed file whose previous version recorded extent fingerprints
     /// (docs/FORMAT.md §11), reading it once:
     ///
@@ -29,18 +29,19 @@ extension Archiver {
             old.append((offset, length, id, f))
             offset += length
         }
-        let writer = repo.writer
-        let lookahead = repo.config.chunkerMaxSize
+        let writer = self.writer
+        let lookahead = maxChunk
         var window = FileWindow(fh: fh, buffer: buffer, start: 0, end: size)
         var extents: [Node.Extent] = [], out: [ExtentFingerprint] = []
         var pos: Int64 = 0
         while true {
+            try checkpoint()
             // Enough bytes for the previous extent that started here, else for a longest chunk:
             // the window moves only when they are not there, so little is ever copied twice.
             // (One byte more for the last one: whether the file still ends after it.)
             let k = byStart[pos]
             let need = k.map { Int(old[$0].length) + ($0 == old.count - 1 ? 1 : 0) } ?? lookahead
-            summary.bytesRead += try window.fill(from: pos, lookahead: min(need, buffer.count))
+            bytesRead += try window.fill(from: pos, lookahead: min(need, buffer.count))
             var avail = window.available(from: pos)
             if avail == 0 { break }
             var rel = window.index(of: pos)
@@ -48,7 +49,7 @@ extension Archiver {
                 let o = old[k], length = Int(o.length)
                 if length <= avail && (k < old.count - 1 || (window.atEnd && length == avail)) {
                     let bytes = UnsafeRawBufferPointer(rebasing: buffer[rel..<(rel + length)])
-                    if writer.fingerprint(bytes, nonce: o.fingerprint.nonce) == o.fingerprint, try isKnown(o.id) {
+                    if writer.fingerprint(bytes, nonce: o.fingerprint.nonce) == o.fingerprint, try newBlobs.isKnown(o.id) {
                         extents.append(.chunk(o.id, length: o.length))
                         out.append(o.fingerprint)
                         pos += o.length
@@ -58,7 +59,7 @@ extension Archiver {
                 }
             }
             // Changed (or shifted) bytes: chunk until a cut meets a previous extent's start.
-            summary.bytesRead += try window.fill(from: pos, lookahead: lookahead)
+            bytesRead += try window.fill(from: pos, lookahead: lookahead)
             avail = window.available(from: pos)
             rel = window.index(of: pos)
             let final = window.atEnd
