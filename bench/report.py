@@ -192,6 +192,12 @@ def main():
         rounds = meta.get("restore_repeat", "1")
         out.append("- Restores go into %s%s." % (meta["restore_on"], "" if rounds == "1" else
                    "; restore times are the median of %s rounds (tools interleaved, the order rotating from round to round so that each tool restores once in each place; the first round verified)" % rounds))
+    b1rounds = meta.get("backup_repeat", "1")
+    if b1rounds != "1":
+        samples = "; ".join("%s %s s" % (t, res[t]["b1_samples"]) for t in TOOLS
+                            if t in res and res[t].get("b1_samples"))
+        out.append("- First backup: the median of %s rounds, each into a new repository (tools interleaved, "
+                   "the order rotating); its peak RSS is the highest of the rounds. Samples: %s." % (b1rounds, samples))
     if "host_steal" in meta:
         steal, busy = float(meta["host_steal"]), float(meta["host_busy"])
         out.append("- Host during the run (/proc/stat): the CPUs were busy %.1f %% of the time, and %.1f %% of "
