@@ -91,6 +91,48 @@ final class BackupRestoreTests: CofferTestCase {
         XCTAssertLessThan(addedB, 64 << 10, "identical content from another host adds only metadata")
     }
 
+    func testReadConcurrencyOneGivesTheSameSnapshotTree() throws {
+        let src = work.appending("src")
+        try mkdirs(src.appending("sub"))
+        try writeBytes(src.appending("big"), randomBytes(3 << 20, seed: 21))
+        try writeBytes(src.appending("sub").appending("big-too"), randomBytes((2 << 20) + 7, seed: 22))
+        try writeBytes(src.appending("small"), randomBytes(5000, seed: 23))
+        try initRepository()
+        // Nothing the backups create or read may change what they record: the cache
+        // directories exist before either runs, and access times are ahead of the change
+        // times, so reading (relatime) leaves them alone.
+        try mkdirs(work.appending("cache-1"))
+        try mkdirs(work.appending("cache-2"))
+        var times = [timespec(tv_sec: time(nil) + 3600, tv_nsec: 0), timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2)]  // mtime: UTIME_OMIT
+        for p in [src, src.appending("sub"), src.appending("big"), src.appending("sub").appending("big-too"), src.appending("small")] {
+            XCTAssertEqual(utimensat(AT_FDCWD, p.description, &times, 0), 0, p.description)
+        }
+        let bad = try coffer(["backup", "--read-concurrency", "3", src.description])
+        XCTAssertEqual(bad.code, 64, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--read-concurrency must be 1 or 2"), bad.stderr)
+        // Reading the files again (a new catalog) one at a time or two at a time: the same tree.
+        let one = try ok(["backup", "--read-concurrency", "1", "--json", "--cache-dir", work.appending("cache-1").description, src.description])
+        let two = try ok(["backup", "--json", "--cache-dir", work.appending("cache-2").description, src.description])
+        XCTAssertEqual(try summary(one)["bytes_read"] as? Int, (5 << 20) + 5007)
+        XCTAssertEqual(try summary(two)["bytes_read"] as? Int, (5 << 20) + 5007)
+        // The source directory's tree is the same in both snapshots (the trees above it hold
+        // the mtimes of /tmp and the like, which other programs may change meanwhile).
+        let repo = try Repository.open(backend: LocalBackend(path: self.repo), passphrase: Array("correct horse battery staple".utf8),
+                                       cacheDirectory: cache)
+        let trees = try repo.snapshots().map { snap -> BlobID in
+            var tree = try repo.loadTree(try XCTUnwrap(snap.snapshot.treeID))
+            var id: BlobID?
+            for component in src.components {
+                let node = try XCTUnwrap(tree.nodes.first { $0.name == component })
+                id = try XCTUnwrap(node.subtree)
+                tree = try repo.loadTree(id!)
+            }
+            return try XCTUnwrap(id)
+        }
+        XCTAssertEqual(trees.count, 2)
+        XCTAssertEqual(Set(trees).count, 1, "\(trees)")
+    }
+
     func testRestoreIncludeNarrowsToOnePath() throws {
         let src = work.appending("src")
         try makeFixture(at: src)

@@ -26,12 +26,17 @@ struct Backup: ParsableCommand {
     @Flag(name: [.customShort("x"), .long], help: "Do not cross filesystem boundaries below each path.")
     var oneFileSystem = false
 
+    @Option(help: ArgumentHelp("Files read at once: 2 reads files of 1 MiB or more on a second thread while the walk goes on; 1 reads one file at a time (for a source on a spinning disk, where two readers make it seek).",
+                               valueName: "1|2"))
+    var readConcurrency = 2
+
     @Argument(help: "Files and directories to back up.")
     var paths: [String] = []
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("nothing to back up: give at least one path") }
         if let h = host, h.isEmpty || h.contains("/") { throw ValidationError("--host must be a non-empty name without '/'") }
+        if !(1...2).contains(readConcurrency) { throw ValidationError("--read-concurrency must be 1 or 2") }
     }
 
     func run() throws {
@@ -55,7 +60,8 @@ struct Backup: ParsableCommand {
             }
             let options = BackupOptions(paths: raw, host: host ?? SystemInfo.hostname, tags: tags, excludes: excludes,
                                         oneFileSystem: oneFileSystem, workers: max(2, ProcessInfo.processInfo.activeProcessorCount),
-                                        program: "coffer \(Coffer.version)")
+                                        program: "coffer \(Coffer.version)",
+                                        laneMinimumSize: readConcurrency >= 2 ? 1 << 20 : nil)
             let progress = BackupProgress()
             var line: ProgressLine?
             let cancelled = OnceFlag()
