@@ -74,10 +74,11 @@ final class NewBlobs: @unchecked Sendable {
 struct FileContent {
     let content: [Node.Extent]
     let fingerprints: [ExtentFingerprint]?
+    /// The bytes `content` covers (what was read, holes included).
+    let size: Int64
     /// The file's size, mtime and ctime did not change while it was read (its file-cache row
     /// may be recorded).
     let stable: Bool
-    var size: Int64 { content.reduce(0) { $0 + $1.length } }
 }
 
 /// Reads files, cuts them into chunks, names the chunks and queues the new ones: one per
@@ -123,7 +124,7 @@ final class ContentSaver {
         }
         let after = try fh.status()
         let size = content.reduce(0) { $0 + $1.length }
-        return FileContent(content: content, fingerprints: fingerprints,
+        return FileContent(content: content, fingerprints: fingerprints, size: size,
                            stable: after.mtime == st.mtime && after.ctime == st.ctime && after.size == size)
     }
 
