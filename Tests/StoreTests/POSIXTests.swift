@@ -419,6 +419,35 @@ final class POSIXTests: XCTestCase {
         XCTAssertThrowsError(try handle.status()) { XCTAssertEqual(($0 as? PosixError)?.errno, EBADF) }
     }
 
+
+    /// The backup walk's variant: its own lstat stands in for the pre-check; the fstat after
+    /// opening still refuses a FIFO swapped in (without blocking), and the handle ends up
+    /// blocking (O_NONBLOCK cleared) with O_NOATIME kept.
+    func testOpenRegularFileWithTheWalksLstat() throws {
+        let file = dir.appending("file")
+        try writeFile(file, Array("walked".utf8))
+        let (handle, status) = try PosixFileHandle.openRegularFile(file, lstatKind: .file)
+        XCTAssertEqual(status, try Posix.lstat(file))
+        XCTAssertEqual(try readAll(handle), Array("walked".utf8))
+        let flags = fcntl(handle.fd, F_GETFL)
+        XCTAssertEqual(flags & O_NONBLOCK, 0, "O_NONBLOCK must be cleared")
+        if getuid() == 0 { XCTAssertNotEqual(flags & 0o1000000, 0, "O_NOATIME must stay set") }
+
+        // The walk saw a file; a FIFO is there now: refused by fstat, and open did not block.
+        let swapped = dir.appending("swapped")
+        try Posix.makeNode(swapped, kind: .fifo, permissions: 0o644, rdev: 0)
+        XCTAssertThrowsError(try PosixFileHandle.openRegularFile(swapped, lstatKind: .file)) {
+            XCTAssertEqual(($0 as? PosixError)?.errno, EINVAL)
+            XCTAssertEqual(($0 as? PosixError)?.path, swapped)
+        }
+        // The walk saw a symlink or a directory: refused before anything is opened.
+        XCTAssertThrowsError(try PosixFileHandle.openRegularFile(file, lstatKind: .symlink)) {
+            XCTAssertEqual(($0 as? PosixError)?.errno, ELOOP)
+        }
+        XCTAssertThrowsError(try PosixFileHandle.openRegularFile(file, lstatKind: .directory)) {
+            XCTAssertEqual(($0 as? PosixError)?.errno, EISDIR)
+        }
+    }
     func testCreateIsExclusiveAndDoesNotFollowSymlinks() throws {
         let file = dir.appending("new")
         let handle = try PosixFileHandle.create(file, permissions: 0o600)

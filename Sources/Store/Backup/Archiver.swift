@@ -352,9 +352,8 @@ public final class Archiver {
                 return
             }
         }
-        let fh = try FileHandle.openForReading(path)
+        let (fh, before) = try FileHandle.openRegularFile(path, lstatKind: st.kind)
         defer { fh.close() }
-        let before = try fh.status()
         let sparse = before.blocks * 512 < before.size
         // Not hardlinked files: another name in this directory would need the content before the cut.
         if bundling, st.nlink == 1, before.size > 0, before.size < Int64(bundleLimit), !sparse {
@@ -395,9 +394,8 @@ public final class Archiver {
 
     static func read(_ job: FileLane.Job, with saver: ContentSaver) -> FileLane.Outcome {
         do {
-            let fh = try FileHandle.openForReading(job.path)
+            let (fh, before) = try FileHandle.openRegularFile(job.path, lstatKind: job.status.kind)
             defer { fh.close() }
-            let before = try fh.status()
             return .stored(try saver.storeFile(fh, status: job.status, before: before, cached: job.cached))
         } catch let e as PosixError {
             return .unreadable(e)

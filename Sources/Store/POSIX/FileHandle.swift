@@ -22,21 +22,31 @@ public final class FileHandle {
     /// opened) and again with fstat after opening with O_NONBLOCK (so a FIFO swapped in
     /// meanwhile cannot block); O_NONBLOCK is cleared afterwards.
     public static func openForReading(_ path: RawPath) throws -> FileHandle {
-        try Self.requireRegular(Posix.lstat(path).kind, path)
+        try openRegularFile(path, lstatKind: nil).handle
+    }
+
+    /// `openForReading`, also returning the fstat taken after opening. `lstatKind`: what an
+    /// lstat of `path` moments before said (a backup walk's); `.file` stands in for the lstat
+    /// before opening, any other kind is refused at once, nil does the lstat here.
+    public static func openRegularFile(_ path: RawPath, lstatKind: NodeKind?) throws -> (handle: FileHandle, status: FileStatus) {
+        try Self.requireRegular(lstatKind ?? Posix.lstat(path).kind, path)
         let base = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
+        var statusFlags = Posix.O_NOATIME_FLAG
         let fd = try Posix.withCPath(path, "open") { cPath -> Int32 in
             let first = Posix.attempt { Glibc.open(cPath, base | Posix.O_NOATIME_FLAG) }
             if first.errno == nil { return first.result }
             if first.errno != EPERM {
                 throw PosixError(errno: first.errno!, operation: "open", path: path)
             }
+            statusFlags = 0
             return try Posix.check("open", path) { Glibc.open(cPath, base) }
         }
         let handle = FileHandle(fd: fd, path: path)   // closes fd if anything below throws
-        try Self.requireRegular(handle.status().kind, path)
-        let flags = try Posix.check("fcntl", path) { fcntl(fd, F_GETFL) }
-        try Posix.check("fcntl", path) { fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
-        return handle
+        let status = try handle.status()
+        try Self.requireRegular(status.kind, path)
+        // F_SETFL sets the file status flags to exactly these: O_NONBLOCK off, O_NOATIME as opened.
+        try Posix.check("fcntl", path) { fcntl(fd, F_SETFL, statusFlags) }
+        return (handle, status)
     }
 
     /// O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC with the given mode (subject to umask).
