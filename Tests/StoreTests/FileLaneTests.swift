@@ -66,12 +66,19 @@ final class FileLaneTests: XCTestCase {
 
     private func backup(_ paths: [RawPath], cache: String, lane: Bool,
                         hook: ((RawPath) -> Void)? = nil) throws -> (BackupResult, lanes: Int) {
+        let (result, lanes, _) = try backupCounting(paths, cache: cache, lane: lane, hook: hook)
+        return (result, lanes)
+    }
+
+    /// Also returns how many blobs were sealed inline (by the thread that read them).
+    private func backupCounting(_ paths: [RawPath], cache: String, lane: Bool,
+                                hook: ((RawPath) -> Void)? = nil) throws -> (BackupResult, lanes: Int, inline: Int) {
         let repo = try repository(cache: cache)
         let archiver = try Archiver(repository: repo, options: BackupOptions(paths: paths, host: "h",
                                                                              laneMinimumSize: lane ? Int64(mebibyte) : nil))
         archiver.laneWillRead = hook
         let result = try archiver.run()
-        return (result, archiver.laneFileCount)
+        return (result, archiver.laneFileCount, archiver.inlineBlobCount)
     }
 
     /// The node at `path` (absolute) in the snapshot's tree. Tests compare these rather than
@@ -99,10 +106,15 @@ final class FileLaneTests: XCTestCase {
     func testLaneWritesTheSameTreesAsTheWalk() throws {
         let src = try makeSource()
         // Each backup with its own (empty) file cache, so each reads every file.
-        let (walk, walkLanes) = try backup([src], cache: "cache-walk", lane: false)
-        let (laned, lanes) = try backup([src], cache: "cache-lane", lane: true)
+        // The lane's backup first, into the empty repository: its files' chunks are new, and
+        // the thread that read them seals them (no copy, no queue).
+        let (laned, lanes, inline) = try backupCounting([src], cache: "cache-lane", lane: true)
+        let (walk, walkLanes, walkInline) = try backupCounting([src], cache: "cache-walk", lane: false)
         XCTAssertEqual(walkLanes, 0)
+        XCTAssertEqual(walkInline, 0)
         XCTAssertEqual(lanes, 4, "top-large, mid-large, deep-large and sparse-large (not the hardlinked pair)")
+        // 3 + 2 + 5 + 1 MiB of distinct random data in chunks of 256 KiB–8 MiB (default sizes).
+        XCTAssertGreaterThanOrEqual(inline, 4, "every lane file's new chunks are sealed inline")
         XCTAssertFalse(laned.snapshot.partial, "\(laned.summary.errors)")
         let repo = try repository(cache: "cache-lane")
         XCTAssertEqual(try node(repo, snapshot: laned.snapshotID, at: src), try node(repo, snapshot: walk.snapshotID, at: src),

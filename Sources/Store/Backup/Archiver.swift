@@ -57,6 +57,8 @@ public final class Archiver {
     var nextTicket = 0
     /// Files read on the lane (or taken back from it) so far.
     var laneFileCount = 0
+    /// Blobs the thread that read them compressed, encrypted and packed (lane files).
+    var inlineBlobCount: Int { uploader.inlineCount }
     /// The root's tree, when it was written after the walk returned.
     var rootTree: BlobID?
 
@@ -384,7 +386,9 @@ public final class Archiver {
     // MARK: - The lane
 
     /// Reads one file for the lane (on the lane's thread, or on the walk's for a job taken back),
-    /// calling `hook` first.
+    /// calling `hook` first. Its new chunks are compressed, encrypted and packed on that same
+    /// thread, straight from the read window: no copy, no queue (the workers keep the small
+    /// files' bundles and the walk's own files).
     static func read(hook: ((RawPath) -> Void)?) -> (FileLane.Job, ContentSaver) -> FileLane.Outcome {
         { job, saver in
             hook?(job.path)
@@ -396,7 +400,9 @@ public final class Archiver {
         do {
             let (fh, before) = try FileHandle.openRegularFile(job.path, lstatKind: job.status.kind)
             defer { fh.close() }
-            return .stored(try saver.storeFile(fh, status: job.status, before: before, cached: job.cached))
+            return .stored(try saver.sealingInline {
+                try saver.storeFile(fh, status: job.status, before: before, cached: job.cached)
+            })
         } catch let e as PosixError {
             return .unreadable(e)
         } catch {

@@ -20,6 +20,7 @@ final class BlobUploader: @unchecked Sendable {
     private var head = 0
     private var inFlightBytes = 0
     private var inFlightJobs = 0
+    private var inlined = 0
     private var stopping = false
     private var firstError: Error?
     private var finished: [Packer.Finished] = []
@@ -48,6 +49,39 @@ final class BlobUploader: @unchecked Sendable {
             inFlightBytes += plaintext.count
             inFlightJobs += 1
             cond.broadcast()
+        }
+    }
+
+    /// Blobs stored by `storeInline` so far.
+    var inlineCount: Int { cond.withLock { inlined } }
+
+    /// A compressor with the workers' settings.
+    func makeCompressor() -> ZstdCompressor { ZstdCompressor(level: level) }
+
+    /// Compresses, encrypts and packs one blob on the calling thread (no copy, no queue), with
+    /// the caller's compressor. Counted as in flight until it is in a pack, so `drain()` waits
+    /// for it. Throws its own error or an earlier worker's.
+    func storeInline(type: BlobType, id: BlobID, plaintext: UnsafeRawBufferPointer, compressor: ZstdCompressor) throws {
+        try cond.withLock {
+            if let e = firstError { throw e }
+            inFlightJobs += 1
+        }
+        do {
+            let env = try BlobCodec.encode(plaintext, type: type, id: id, compressor: compressor, sealer: sealer)
+            let done = try packer.add(type: type, id: id, rawLength: plaintext.count, envelope: env)
+            cond.withLock {
+                if let done { finished.append(done) }
+                inFlightJobs -= 1
+                inlined += 1
+                cond.broadcast()
+            }
+        } catch {
+            cond.withLock {
+                if firstError == nil { firstError = error }
+                inFlightJobs -= 1
+                cond.broadcast()
+            }
+            throw error
         }
     }
 

@@ -64,6 +64,25 @@ final class NewBlobs: @unchecked Sendable {
         }
     }
 
+    /// A compressor with the workers' settings, for a thread that seals blobs inline.
+    func makeCompressor() -> ZstdCompressor { uploader.makeCompressor() }
+
+    /// Like `storeIfNew`, but a new blob is compressed, encrypted and packed on the calling
+    /// thread from `plaintext` (no copy); the decision is made under the lock, the work after it.
+    @discardableResult
+    func storeIfNewInline(_ type: BlobType, _ id: BlobID, _ plaintext: UnsafeRawBufferPointer,
+                          compressor: ZstdCompressor) throws -> Bool {
+        let isNew = try lock.withLock { () -> Bool in
+            if try knownLocked(id) { return false }
+            pending.insert(id)
+            pendingBytes += plaintext.count
+            added += 1
+            return true
+        }
+        if isNew { try uploader.storeInline(type: type, id: id, plaintext: plaintext, compressor: compressor) }
+        return isNew
+    }
+
     private func knownLocked(_ id: BlobID) throws -> Bool {
         if pending.contains(id) { return true }
         return try catalog.contains(id)
@@ -95,6 +114,10 @@ final class ContentSaver {
     /// Called once per window of a file: may write the index (when enough is queued) or
     /// throw to stop reading (the backup is aborting).
     var checkpoint: () throws -> Void = {}
+    /// Set during `sealingInline`: new chunks are compressed, encrypted and packed on this
+    /// saver's thread.
+    private var inlineCompressor: ZstdCompressor?
+    private var ownCompressor: ZstdCompressor?
 
     init(writer: WriterKeys, chunker: Chunker, newBlobs: NewBlobs, progress: BackupProgress, maxChunk: Int) {
         self.writer = writer
@@ -108,6 +131,17 @@ final class ContentSaver {
     }
 
     deinit { buffer.deallocate() }
+
+    /// Runs `body` with new chunks compressed, encrypted and packed on this thread straight
+    /// from the read window (`BlobUploader.storeInline`) instead of copied and queued for the
+    /// workers.
+    func sealingInline<R>(_ body: () throws -> R) rethrows -> R {
+        let compressor = ownCompressor ?? newBlobs.makeCompressor()
+        ownCompressor = compressor
+        inlineCompressor = compressor
+        defer { inlineCompressor = nil }
+        return try body()
+    }
 
     /// Stores the content of the open file `fh` (lstat'd as `st` by the walk, fstat'd as
     /// `before` after opening it). A large file records fingerprints of its extents; when it
@@ -191,8 +225,13 @@ final class ContentSaver {
         var out: [StoredChunk] = []
         out.reserveCapacity(cuts.count)
         for (i, c) in cuts.enumerated() {
-            try newBlobs.storeIfNew(.data, named[i].id) {
-                Array(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)]))
+            if let inlineCompressor {
+                try newBlobs.storeIfNewInline(.data, named[i].id, UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)]),
+                                              compressor: inlineCompressor)
+            } else {
+                try newBlobs.storeIfNew(.data, named[i].id) {
+                    Array(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)]))
+                }
             }
             out.append(StoredChunk(start: c.start, length: c.length, id: named[i].id, fingerprint: named[i].fingerprint))
         }
