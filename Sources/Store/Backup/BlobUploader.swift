@@ -52,20 +52,31 @@ final class BlobUploader: @unchecked Sendable {
         }
     }
 
-    /// Blobs stored by `storeInline` so far.
+    /// Blobs stored by `storeReserved` so far.
     var inlineCount: Int { cond.withLock { inlined } }
+
+    /// Test hooks: called by `storeReserved` before it compresses (reserved, no lock held), and
+    /// by `drain()` when it is about to wait for blobs in flight (with the uploader's lock held).
+    var inlineWillStore: ((BlobID) -> Void)?
+    var drainWillWait: (() -> Void)?
 
     /// A compressor with the workers' settings.
     func makeCompressor() -> ZstdCompressor { ZstdCompressor(level: level) }
 
-    /// Compresses, encrypts and packs one blob on the calling thread (no copy, no queue), with
-    /// the caller's compressor. Counted as in flight until it is in a pack, so `drain()` waits
-    /// for it. Throws its own error or an earlier worker's.
-    func storeInline(type: BlobType, id: BlobID, plaintext: UnsafeRawBufferPointer, compressor: ZstdCompressor) throws {
+    /// Counts one blob as in flight before the caller stores it with `storeReserved` (so that
+    /// `drain()` waits for it from this moment). Throws an earlier worker's error.
+    func reserveInline() throws {
         try cond.withLock {
             if let e = firstError { throw e }
             inFlightJobs += 1
         }
+    }
+
+    /// Compresses, encrypts and packs one blob reserved with `reserveInline` on the calling
+    /// thread (no copy, no queue), with the caller's compressor. Throws its own error (which
+    /// the workers' submitters see too).
+    func storeReserved(type: BlobType, id: BlobID, plaintext: UnsafeRawBufferPointer, compressor: ZstdCompressor) throws {
+        inlineWillStore?(id)
         do {
             let env = try BlobCodec.encode(plaintext, type: type, id: id, compressor: compressor, sealer: sealer)
             let done = try packer.add(type: type, id: id, rawLength: plaintext.count, envelope: env)
@@ -88,6 +99,7 @@ final class BlobUploader: @unchecked Sendable {
     /// Waits until every queued blob is in a pack; returns packs finished since the last call.
     func drain() throws -> [Packer.Finished] {
         try cond.withLock {
+            if inFlightJobs > 0 && firstError == nil { drainWillWait?() }
             while inFlightJobs > 0 && firstError == nil { cond.wait() }
             if let e = firstError { throw e }
             defer { finished.removeAll() }

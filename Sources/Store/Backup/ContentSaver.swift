@@ -68,18 +68,21 @@ final class NewBlobs: @unchecked Sendable {
     func makeCompressor() -> ZstdCompressor { uploader.makeCompressor() }
 
     /// Like `storeIfNew`, but a new blob is compressed, encrypted and packed on the calling
-    /// thread from `plaintext` (no copy); the decision is made under the lock, the work after it.
+    /// thread from `plaintext` (no copy). The decision and the uploader's in-flight count are
+    /// taken under the lock (a flush that follows waits for this blob to be in a pack); the
+    /// work is done after it.
     @discardableResult
     func storeIfNewInline(_ type: BlobType, _ id: BlobID, _ plaintext: UnsafeRawBufferPointer,
                           compressor: ZstdCompressor) throws -> Bool {
         let isNew = try lock.withLock { () -> Bool in
             if try knownLocked(id) { return false }
+            try uploader.reserveInline()
             pending.insert(id)
             pendingBytes += plaintext.count
             added += 1
             return true
         }
-        if isNew { try uploader.storeInline(type: type, id: id, plaintext: plaintext, compressor: compressor) }
+        if isNew { try uploader.storeReserved(type: type, id: id, plaintext: plaintext, compressor: compressor) }
         return isNew
     }
 
@@ -133,7 +136,7 @@ final class ContentSaver {
     deinit { buffer.deallocate() }
 
     /// Runs `body` with new chunks compressed, encrypted and packed on this thread straight
-    /// from the read window (`BlobUploader.storeInline`) instead of copied and queued for the
+    /// from the read window (`BlobUploader.storeReserved`) instead of copied and queued for the
     /// workers.
     func sealingInline<R>(_ body: () throws -> R) rethrows -> R {
         let compressor = ownCompressor ?? newBlobs.makeCompressor()
