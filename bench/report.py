@@ -93,7 +93,9 @@ def main():
         ("~1% change backup: wall time", "b3_s", "time"),
         ("~1% change backup, unlocked with a key file (a second change of the same size; no KDF): wall time", "b3k_s", "time"),
         ("~1% change backup: peak RSS", "b3_rss", "mem"),
-        ("Repository size after 3 backups", "repo_bytes", "size"),
+        ("Repository size after 3 backups" if meta.get("backup_repeat", "1") == "1" else
+         "Repository size after %d backups (the no-change one %s times)" % (
+             2 + int(meta.get("backup_repeat", "1")), meta.get("backup_repeat", "1")), "repo_bytes", "size"),
         ("Restore latest: wall time", "r_s", "time"),
         ("Restore latest: throughput (MiB/s)", "r_rate", "rate"),
         ("Restore latest, unlocked with a key file (no KDF): wall time", "rk_s", "time"),
@@ -147,7 +149,9 @@ def main():
                 return "**%s**" % v
             return v
         if "failed" in d:
-            return "**FAILED**" if phase_of.get(key) == d["failed"] else "-"
+            # (a no-change round after the first is named backup2r2, backup2r3, ...)
+            failed = d["failed"].split("r")[0] if d["failed"].startswith("backup2r") else d["failed"]
+            return "**FAILED**" if phase_of.get(key) == failed else "-"
         return "-"
 
     out = []
@@ -198,6 +202,12 @@ def main():
                             if t in res and res[t].get("b1_samples"))
         out.append("- First backup: the median of %s rounds, each into a new repository (tools interleaved, "
                    "the order rotating); its peak RSS is the highest of the rounds. Samples: %s." % (b1rounds, samples))
+        samples2 = "; ".join("%s %s s" % (t, res[t]["b2_samples"]) for t in TOOLS
+                             if t in res and res[t].get("b2_samples"))
+        if samples2:
+            out.append("- No-change backup: the median of %s rounds, one after the other into the same repository "
+                       "(tools interleaved, the order rotating); its peak RSS is the highest of the rounds. "
+                       "Samples: %s." % (b1rounds, samples2))
     if "host_steal" in meta:
         steal, busy = float(meta["host_steal"]), float(meta["host_busy"])
         out.append("- Host during the run (/proc/stat): the CPUs were busy %.1f %% of the time, and %.1f %% of "
