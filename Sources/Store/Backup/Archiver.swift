@@ -443,7 +443,8 @@ public final class Archiver {
         guard let lane else { return }
         while !laneFiles.isEmpty {
             if let job = lane.steal() {
-                try finishLaneFile(job.ticket, Archiver.read(hook: laneWillRead)(job, saver))
+                laneWillRead?(job.path)
+                try finishLaneFile(job.ticket, Archiver.read(job, with: saver))
                 try checkpoint()
             } else {
                 try checkpoint(wait: true)

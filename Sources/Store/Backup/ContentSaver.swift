@@ -45,9 +45,7 @@ final class NewBlobs: @unchecked Sendable {
         try lock.withLock {
             if try knownLocked(id) { return false }
             let bytes = plaintext()
-            pending.insert(id)
-            pendingBytes += bytes.count
-            added += 1
+            notePendingLocked(id, bytes: bytes.count)
             try uploader.submit(type: type, id: id, plaintext: bytes)
             return true
         }
@@ -77,13 +75,17 @@ final class NewBlobs: @unchecked Sendable {
         let isNew = try lock.withLock { () -> Bool in
             if try knownLocked(id) { return false }
             try uploader.reserveInline()
-            pending.insert(id)
-            pendingBytes += plaintext.count
-            added += 1
+            notePendingLocked(id, bytes: plaintext.count)
             return true
         }
         if isNew { try uploader.storeReserved(type: type, id: id, plaintext: plaintext, compressor: compressor) }
         return isNew
+    }
+
+    private func notePendingLocked(_ id: BlobID, bytes: Int) {
+        pending.insert(id)
+        pendingBytes += bytes
+        added += 1
     }
 
     private func knownLocked(_ id: BlobID) throws -> Bool {
@@ -117,10 +119,10 @@ final class ContentSaver {
     /// Called once per window of a file: may write the index (when enough is queued) or
     /// throw to stop reading (the backup is aborting).
     var checkpoint: () throws -> Void = {}
-    /// Set during `sealingInline`: new chunks are compressed, encrypted and packed on this
-    /// saver's thread.
-    private var inlineCompressor: ZstdCompressor?
-    private var ownCompressor: ZstdCompressor?
+    /// True during `sealingInline`: new chunks are compressed, encrypted and packed on this
+    /// saver's thread, with its own compressor.
+    private var sealsInline = false
+    private lazy var compressor = newBlobs.makeCompressor()
 
     init(writer: WriterKeys, chunker: Chunker, newBlobs: NewBlobs, progress: BackupProgress, maxChunk: Int) {
         self.writer = writer
@@ -139,10 +141,8 @@ final class ContentSaver {
     /// from the read window (`BlobUploader.storeReserved`) instead of copied and queued for the
     /// workers.
     func sealingInline<R>(_ body: () throws -> R) rethrows -> R {
-        let compressor = ownCompressor ?? newBlobs.makeCompressor()
-        ownCompressor = compressor
-        inlineCompressor = compressor
-        defer { inlineCompressor = nil }
+        sealsInline = true
+        defer { sealsInline = false }
         return try body()
     }
 
@@ -228,9 +228,9 @@ final class ContentSaver {
         var out: [StoredChunk] = []
         out.reserveCapacity(cuts.count)
         for (i, c) in cuts.enumerated() {
-            if let inlineCompressor {
+            if sealsInline {
                 try newBlobs.storeIfNewInline(.data, named[i].id, UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)]),
-                                              compressor: inlineCompressor)
+                                              compressor: compressor)
             } else {
                 try newBlobs.storeIfNew(.data, named[i].id) {
                     Array(UnsafeRawBufferPointer(rebasing: buf[c.start..<(c.start + c.length)]))

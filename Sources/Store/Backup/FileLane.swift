@@ -37,7 +37,6 @@ final class FileLane: @unchecked Sendable {
     let saver: ContentSaver
     private let process: (Job, ContentSaver) -> Outcome
 
-    /// `capacity`: jobs waiting or running at most (`trySubmit` declines more).
     /// `capacity`: jobs waiting or running at most (`trySubmit` declines more). `checkpoint`
     /// runs on the lane's thread once per window read (see `ContentSaver.checkpoint`).
     init(saver: ContentSaver, capacity: Int, checkpoint: @escaping () throws -> Void,
